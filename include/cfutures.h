@@ -1,0 +1,335 @@
+/* cfutures: Python's concurrent.futures for C.
+ *
+ * One header, the whole public API. Names follow Python's module:
+ *   ThreadPoolExecutor  -> cf_thread_pool_new      Future.result() -> cf_future_result
+ *   ProcessPoolExecutor -> cf_process_pool_new     executor.map()  -> cf_map
+ *   executor.submit()   -> cf_submit               wait()          -> cf_wait
+ *   with ... as ex:     -> CF_WITH / cf_autoptr    as_completed()  -> cf_as_completed_new
+ *
+ * Conventions
+ * - Status: 0 is success, failures are negative CF_E* codes (cf_strerror names them).
+ * - Functions returning a pointer return NULL on failure; cf_last_error() then
+ *   gives the code (per thread, like errno).
+ * - Timeouts are double seconds: CF_FOREVER (negative) waits without limit, 0 polls.
+ * - Every destructor (cf_future_unref, cf_executor_free, cf_map_free,
+ *   cf_as_completed_free) accepts NULL.
+ * - Every function is thread-safe unless its comment says otherwise: futures and
+ *   executors may be shared between threads; one iterator (cf_map_iter,
+ *   cf_as_completed) is used by one thread at a time.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CFUTURES_H
+#define CFUTURES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CF_BUILDING) && (defined(__GNUC__) || defined(__clang__))
+#define CF_API __attribute__((visibility("default")))
+#else
+#define CF_API
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CF_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CF_PRINTF(fmt, args)
+#endif
+
+#define CFUTURES_VERSION_MAJOR 0
+#define CFUTURES_VERSION_MINOR 1
+#define CFUTURES_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* X(name, value, description): the single table the enum, cf_strerror and
+ * cf_err_name are generated from. */
+#define CF_ERROR_MAP(X)                                                              \
+    X(EINVAL, -1, "invalid argument")                                                \
+    X(ENOMEM, -2, "out of memory")                                                   \
+    X(ETIMEDOUT, -3, "timed out")                                                    \
+    X(ECANCELLED, -4, "future was cancelled")                                        \
+    X(ESHUTDOWN, -5, "executor is shut down")                                        \
+    X(ETASK, -6, "task failed")                                                      \
+    X(EBROKEN, -7, "executor is broken or its worker died")                          \
+    X(EINVALIDSTATE, -8, "invalid state for this operation")                         \
+    X(ETOOBIG, -9, "data larger than the executor's message limit")                  \
+    X(ENOTSUP, -10, "operation not supported by this executor")                      \
+    X(ESYSTEM, -11, "a system call failed")
+
+typedef enum cf_error {
+    CF_OK = 0,
+#define CF__ERROR_ENUM(name, value, text) CF_##name = value,
+    CF_ERROR_MAP(CF__ERROR_ENUM)
+#undef CF__ERROR_ENUM
+} cf_error;
+
+/* Human-readable description of a code ("unknown error" for others). Never NULL. */
+CF_API const char *cf_strerror(int code);
+/* The code's name, e.g. "CF_ETIMEDOUT" ("CF_OK" for 0, "CF_UNKNOWN" for others). Never NULL. */
+CF_API const char *cf_err_name(int code);
+/* The code of the last failure of a pointer-returning cfutures call in this
+ * thread (0 if none). Successful calls do not reset it. */
+CF_API int cf_last_error(void);
+
+/* Wait without limit. */
+#define CF_FOREVER (-1.0)
+
+/* Replace the allocator used for every allocation the library makes itself
+ * (libuv and libc keep their own). Call it before any other cfutures call, or
+ * with no future, executor or iterator alive. NULL for all three restores
+ * malloc/realloc/free. Returns 0, or CF_EINVAL when only some are NULL.
+ * Not thread-safe. */
+CF_API int cf_set_alloc_funcs(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                              void (*free_fn)(void *));
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* One task type for every backend. On a thread pool, arg and the result are
+ * passed as they are; on a process pool they travel as pointer-sized integers
+ * ((void *)(intptr_t)n), so numeric tasks run unchanged on both. */
+typedef void *(*cf_fn)(void *arg);
+
+/* Inside a task: fail it. Records `code` (any int, e.g. a CF_E* or your own)
+ * and a printf-formatted message as the task's exception; the future then
+ * reports CF_ETASK. Returns NULL so a task can `return cf_raise(...)`.
+ * Called outside a task it only sets cf_last_error() to `code`. */
+CF_API void *cf_raise(int code, const char *fmt, ...) CF_PRINTF(2, 3);
+
+/* Inside a task: `return cf_return_copy(p, n);` makes the result a copy of
+ * these n bytes, owned by the future (cf_future_result gives a pointer to it,
+ * cf_future_result_size its size). On a process pool the bytes cross the pipe.
+ * Returns NULL (and the task fails with code CF_ENOMEM) when out of memory;
+ * outside a task returns NULL with cf_last_error() CF_EINVAL. */
+CF_API void *cf_return_copy(const void *data, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Futures                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cf_future cf_future;
+typedef void (*cf_done_fn)(cf_future *f, void *userdata);
+
+typedef struct cf_exception {
+    int code;            /* the task's code, or CF_EBROKEN for a dead worker */
+    const char *message; /* human-readable, never NULL */
+    int signal;          /* signal that killed the worker, else 0 */
+    int exit_status;     /* worker exit status when it exited, else -1 */
+} cf_exception;
+
+/* Reference counting: cf_submit* and cf_future_new hand the caller one
+ * reference; every cf_future_ref needs one cf_future_unref. The future is freed
+ * (with its result bytes and exception) when the last reference goes.
+ * cf_future_ref returns f (NULL for NULL). cf_future_unref accepts NULL. */
+CF_API cf_future *cf_future_ref(cf_future *f);
+CF_API void cf_future_unref(cf_future *f);
+
+/* Cancel a pending future: true if it is (now) cancelled, false if it is
+ * running or finished (or f is NULL). Runs the done-callbacks in this thread. */
+CF_API bool cf_future_cancel(cf_future *f);
+/* State queries (false for NULL). done: cancelled or finished. */
+CF_API bool cf_future_cancelled(cf_future *f);
+CF_API bool cf_future_running(cf_future *f);
+CF_API bool cf_future_done(cf_future *f);
+
+/* Wait up to `timeout` for the result. Returns
+ *   0               done; *value is the result (for a cf_return_copy result a
+ *                   pointer to bytes that live as long as the future)
+ *   CF_ETIMEDOUT    the timeout passed, the future is still pending or running;
+ *                   also when a process-pool task overran its task_timeout
+ *   CF_ECANCELLED   the future was cancelled
+ *   CF_ETASK        the task failed (cf_raise): cf_future_exception says how
+ *   CF_EBROKEN      the executor broke, or the worker running the task died
+ *   CF_EINVAL       f is NULL
+ *   CF_ESYSTEM      a mutex or condition variable could not be made to block on
+ * `value` may be NULL to just wait. *value is set only on success. Blocks. */
+CF_API int cf_future_result(cf_future *f, double timeout, void **value);
+/* Size in bytes of a cf_return_copy result, else 0. Does not wait. */
+CF_API size_t cf_future_result_size(cf_future *f);
+/* Wait up to `timeout` for the outcome. Returns 0 when the future finished:
+ * *exc is NULL on success, else the exception (owned by the future, valid as
+ * long as it lives). Returns CF_ETIMEDOUT, CF_ECANCELLED, CF_EINVAL (NULL f
+ * or exc) or CF_ESYSTEM. Blocks. */
+CF_API int cf_future_exception(cf_future *f, double timeout, const cf_exception **exc);
+/* Call cb(f, userdata) once the future is done (finished or cancelled): in the
+ * thread that completes it, in registration order, or at once in this thread
+ * if it is already done. Callbacks must not block for long; they may call any
+ * cfutures function, including releasing f. Returns 0, CF_EINVAL or CF_ENOMEM. */
+CF_API int cf_future_add_done_callback(cf_future *f, cf_done_fn cb, void *userdata);
+
+/* For executor authors and tests, as in Python. */
+/* A new pending future, one reference; NULL with CF_ENOMEM. */
+CF_API cf_future *cf_future_new(void);
+/* pending -> running, returns true. cancelled -> cancelled-and-notified, wakes
+ * waiters, returns false. In any other state returns false and sets
+ * cf_last_error() to CF_EINVALIDSTATE (it sets it to 0 on the cancelled path). */
+CF_API bool cf_future_set_running_or_notify_cancel(cf_future *f);
+/* Finish the future with a value: 0, CF_EINVALIDSTATE when already finished or
+ * cancelled, CF_EINVAL for NULL. Wakes waiters, then runs the done-callbacks in
+ * this thread. */
+CF_API int cf_future_set_result(cf_future *f, void *value);
+/* Finish the future with an exception (code and printf-style message). The
+ * future reports CF_ETASK, except for code CF_EBROKEN or CF_ETIMEDOUT, which it
+ * reports as they are. Returns like cf_future_set_result. */
+CF_API int cf_future_set_exception(cf_future *f, int code, const char *fmt, ...) CF_PRINTF(3, 4);
+
+/* ------------------------------------------------------------------------ */
+/* Executors                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cf_executor cf_executor;
+
+typedef struct cf_thread_pool_opts {
+    int max_workers;                /* 0: min(32, ncpu + 4), as Python; < 0: CF_EINVAL */
+    const char *thread_name_prefix; /* threads are named "<prefix>_<n>", n from 0
+                                       (NULL: "ThreadPoolExecutor-<k>"); Linux keeps
+                                       the first 15 bytes */
+    int (*initializer)(void *initarg); /* runs first in each worker thread;
+                                          nonzero return: the pool is broken */
+    void *initarg;
+} cf_thread_pool_opts;
+
+typedef struct cf_process_pool_opts {
+    int max_workers;         /* 0: number of CPUs; < 0: CF_EINVAL */
+    int max_tasks_per_child; /* 0: unlimited; else the worker is replaced after N tasks */
+    double task_timeout;     /* 0: none; else a task running longer is killed with its
+                                worker, fails with CF_ETIMEDOUT (result and exception
+                                code), and the worker is replaced */
+    int (*initializer)(void *initarg); /* runs in each worker; initarg travels as a value */
+    void *initarg;
+    size_t max_message;      /* 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit */
+} cf_process_pool_opts;
+
+/* Create a pool (opts may be NULL: all defaults). Workers start lazily, on
+ * demand, and idle ones are reused. NULL on failure with cf_last_error():
+ * CF_EINVAL (bad option), CF_ENOMEM, CF_ESYSTEM. */
+CF_API cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts);
+CF_API cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts);
+
+/* Schedule fn(arg). Returns a new future (one reference, yours to release with
+ * cf_future_unref), or NULL with cf_last_error(): CF_EINVAL (NULL ex or fn),
+ * CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM, CF_ESYSTEM. Never blocks on running tasks. */
+CF_API cf_future *cf_submit(cf_executor *ex, cf_fn fn, void *arg);
+/* Like cf_submit, but copies `size` bytes of `data` now (the caller may reuse
+ * its buffer at once); the task receives a pointer to its copy, valid until the
+ * task returns. Also CF_ETOOBIG when size exceeds the executor's message limit,
+ * and CF_EINVAL for NULL data with size > 0. */
+CF_API cf_future *cf_submit_copy(cf_executor *ex, cf_fn fn, const void *data, size_t size);
+/* Stop accepting work. cancel_futures: cancel every task not yet started.
+ * wait: block until every started task has finished and the workers exited.
+ * Safe to call twice. Returns 0 or CF_EINVAL (NULL ex). Must not be called with
+ * wait=true from one of the pool's own tasks. */
+CF_API int cf_executor_shutdown(cf_executor *ex, bool wait, bool cancel_futures);
+/* Process pools: shutdown(wait=false, cancel_futures=true), then SIGTERM
+ * (terminate) or SIGKILL (kill) every worker; the tasks they were running fail
+ * with CF_EBROKEN. Returns 0, CF_EINVAL, or CF_ENOTSUP on a thread pool. */
+CF_API int cf_executor_terminate_workers(cf_executor *ex);
+CF_API int cf_executor_kill_workers(cf_executor *ex);
+/* shutdown(wait=true), then free the executor. Futures stay valid (they are
+ * reference-counted). NULL-safe. Not from one of the pool's own tasks. */
+CF_API void cf_executor_free(cf_executor *ex);
+
+/* ------------------------------------------------------------------------ */
+/* Waiting for many                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef enum { CF_ALL_COMPLETED, CF_FIRST_COMPLETED, CF_FIRST_EXCEPTION } cf_return_when;
+
+/* Wait until `when` holds or the timeout passes. Reorders fs so that the done
+ * futures come first and returns how many are done (>= 0); a timeout is not an
+ * error, it returns early. FIRST_EXCEPTION returns when a future finishes with
+ * an exception (not a cancel), else when all are done. Futures from different
+ * executors mix. Returns CF_EINVAL (fs NULL with n > 0, a NULL entry, bad when),
+ * CF_ENOMEM or CF_ESYSTEM. A cancelled future counts as done at once (as
+ * Python's documentation says), before any worker notices the cancel. Blocks. */
+CF_API int cf_wait(cf_future **fs, size_t n, double timeout, cf_return_when when);
+
+typedef struct cf_as_completed cf_as_completed;
+/* Iterate over fs as they complete: the futures already done first, then each
+ * as it completes; each distinct future once. The timeout counts from this
+ * call. The iterator holds its own references. NULL with CF_EINVAL, CF_ENOMEM
+ * or CF_ESYSTEM. */
+CF_API cf_as_completed *cf_as_completed_new(cf_future *const *fs, size_t n, double timeout);
+/* 1: *f is a done future (borrowed; valid while the iterator lives), 0: all
+ * yielded, CF_ETIMEDOUT: the deadline passed with futures still pending (a
+ * later call yields those that completed since), CF_EINVAL. Blocks. */
+CF_API int cf_as_completed_next(cf_as_completed *it, cf_future **f);
+CF_API void cf_as_completed_free(cf_as_completed *it);
+
+/* ------------------------------------------------------------------------ */
+/* Map                                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cf_map_opts {
+    size_t chunksize;  /* 0 or 1: one task per item; else items per task (both backends) */
+    double timeout;    /* 0: none; else seconds from the cf_map call, as Python */
+    size_t buffersize; /* 0: submit everything at once; else at most this many tasks in flight */
+    size_t arg_size;   /* 0: args[i] passed as values; else args[i] points at arg_size bytes to copy */
+    bool unordered;    /* yield in completion order instead of input order */
+} cf_map_opts;
+
+typedef struct cf_map_iter cf_map_iter;
+/* fn over args[0..n). Submits every task now (buffersize 0), or buffersize
+ * tasks now and one more on each cf_map_next. NULL with cf_last_error():
+ * CF_EINVAL (NULL ex or fn, args NULL with n > 0, negative timeout, arg_size
+ * with NULL args[i]), CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG. */
+CF_API cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
+                           const cf_map_opts *opts);
+/* Like cf_map over a generator: next_arg(userdata, &arg) returns true and sets
+ * arg for each item, false at the end (with arg_size, arg points at arg_size
+ * bytes, copied at once). Without buffersize the source is drained at once;
+ * with buffersize b an unbounded source works. */
+typedef bool (*cf_arg_source)(void *userdata, void **arg);
+CF_API cf_map_iter *cf_map_source(cf_executor *ex, cf_fn fn, cf_arg_source next_arg,
+                                  void *userdata, const cf_map_opts *opts);
+/* 1: *value is the next result (a cf_return_copy result stays valid until the
+ * next call), 0: the end, < 0: that item's error (CF_ETASK, CF_EBROKEN,
+ * CF_ECANCELLED, CF_ETIMEDOUT for the map's timeout, CF_ESHUTDOWN, ...), after
+ * which the rest is cancelled and later calls return 0. Blocks. */
+CF_API int cf_map_next(cf_map_iter *it, void **value);
+/* The exception of the item whose error cf_map_next last returned (NULL if
+ * none or not a task failure); valid until cf_map_free. */
+CF_API const cf_exception *cf_map_exception(cf_map_iter *it);
+/* Cancel whatever has not started and release everything. NULL-safe. */
+CF_API void cf_map_free(cf_map_iter *it);
+
+/* ------------------------------------------------------------------------ */
+/* Scoped executors (GCC and Clang)                                          */
+/* ------------------------------------------------------------------------ */
+
+#if defined(__GNUC__) || defined(__clang__)
+/* cf_autoptr(cf_executor) ex = cf_thread_pool_new(NULL);  freed at scope exit.
+ * Covers cf_executor, cf_future, cf_map_iter and cf_as_completed. */
+#define cf_autoptr(T) __attribute__((cleanup(cf__autoptr_cleanup_##T))) T *
+
+static inline void cf__autoptr_cleanup_cf_executor(cf_executor **p) { cf_executor_free(*p); }
+static inline void cf__autoptr_cleanup_cf_future(cf_future **p) { cf_future_unref(*p); }
+static inline void cf__autoptr_cleanup_cf_map_iter(cf_map_iter **p) { cf_map_free(*p); }
+static inline void cf__autoptr_cleanup_cf_as_completed(cf_as_completed **p) { cf_as_completed_free(*p); }
+
+/* CF_WITH(cf_executor, ex, cf_process_pool_new(...)) { ... }
+ * Python's `with ... as ex:`. The body runs once (check ex for NULL: creation
+ * may fail); the object is released when the body ends, also on break,
+ * continue and return. For executors that is shutdown(wait) + free. */
+#define CF__WITH_CAT2(a, b) a##b
+#define CF__WITH_CAT(a, b) CF__WITH_CAT2(a, b)
+#define CF_WITH(T, var, init) CF__WITH_(T, var, init, CF__WITH_CAT(cf__with_once_, __LINE__))
+#define CF__WITH_(T, var, init, once)                                                \
+    for (int once = 1; once; once = 0)                                               \
+        for (cf_autoptr(T) var = (init); once; once = 0)
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CFUTURES_H */

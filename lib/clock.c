@@ -1,0 +1,62 @@
+/* Deadlines and a one-shot event to wait on with one.
+ * SPDX-License-Identifier: MIT */
+#include "internal.h"
+
+uint64_t cf__deadline(double timeout)
+{
+    if (timeout < 0)
+        return CF__NO_DEADLINE;
+    uint64_t now = uv_hrtime();
+    double ns = timeout * 1e9;
+    if (ns >= (double)(CF__NO_DEADLINE - now))
+        return CF__NO_DEADLINE;
+    return now + (uint64_t)ns;
+}
+
+int cf__event_init(cf__event *ev)
+{
+    ev->set = false;
+    if (uv_mutex_init(&ev->mutex) != 0)
+        return CF_ESYSTEM;
+    if (uv_cond_init(&ev->cond) != 0) {
+        uv_mutex_destroy(&ev->mutex);
+        return CF_ESYSTEM;
+    }
+    return 0;
+}
+
+void cf__event_destroy(cf__event *ev)
+{
+    uv_cond_destroy(&ev->cond);
+    uv_mutex_destroy(&ev->mutex);
+}
+
+void cf__event_set(cf__event *ev)
+{
+    uv_mutex_lock(&ev->mutex);
+    ev->set = true;
+    uv_cond_signal(&ev->cond);
+    uv_mutex_unlock(&ev->mutex);
+}
+
+int cf__event_wait(cf__event *ev, uint64_t deadline)
+{
+    int rc = 0;
+    uv_mutex_lock(&ev->mutex);
+    while (!ev->set) {
+        if (deadline == CF__NO_DEADLINE) {
+            uv_cond_wait(&ev->cond, &ev->mutex);
+            continue;
+        }
+        uint64_t now = uv_hrtime();
+        if (now >= deadline || uv_cond_timedwait(&ev->cond, &ev->mutex, deadline - now) != 0) {
+            /* A timed-out wait may race with a set: the flag decides. */
+            if (!ev->set && uv_hrtime() >= deadline) {
+                rc = CF_ETIMEDOUT;
+                break;
+            }
+        }
+    }
+    uv_mutex_unlock(&ev->mutex);
+    return rc;
+}

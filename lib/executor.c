@@ -1,0 +1,91 @@
+/* What every executor shares: argument checks, making the future for a call,
+ * and dispatch to the backend's ops (see cf__executor_ops in internal.h).
+ * SPDX-License-Identifier: MIT */
+#include "internal.h"
+
+#include <signal.h>
+#include <string.h>
+
+cf_future *cf__submit_call(cf_executor *ex, cf__call *call)
+{
+    cf_future *f = cf__future_new(2); /* the caller's reference and the executor's */
+    if (!f) {
+        int rc = cf_last_error(); /* CF_ENOMEM or CF_ESYSTEM, set by cf__future_new */
+        cf__call_clear(call);
+        return cf__fail(rc < 0 ? rc : CF_ENOMEM);
+    }
+    f->call = *call;
+    memset(call, 0, sizeof *call);
+    int rc = ex->ops->submit(ex, f);
+    if (rc != 0) {
+        /* The backend left f untouched: both references are ours to drop,
+         * and dropping the last one frees the call's bytes too. */
+        cf_future_unref(f);
+        cf_future_unref(f);
+        return cf__fail(rc);
+    }
+    return f;
+}
+
+cf_future *cf_submit(cf_executor *ex, cf_fn fn, void *arg)
+{
+    if (!ex || !fn)
+        return cf__fail(CF_EINVAL);
+    cf__call call = { .fn = fn, .arg = arg };
+    return cf__submit_call(ex, &call);
+}
+
+cf_future *cf_submit_copy(cf_executor *ex, cf_fn fn, const void *data, size_t size)
+{
+    if (!ex || !fn || (!data && size > 0))
+        return cf__fail(CF_EINVAL);
+    cf__call call = { .fn = fn };
+    if (size > 0) {
+        call.arg = cf__malloc(size);
+        if (!call.arg)
+            return cf__fail(CF_ENOMEM);
+        memcpy(call.arg, data, size);
+        call.arg_size = size;
+    }
+    return cf__submit_call(ex, &call);
+}
+
+int cf_executor_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
+{
+    if (!ex)
+        return CF_EINVAL;
+    return ex->ops->shutdown(ex, wait, cancel_futures);
+}
+
+static int signal_workers(cf_executor *ex, int signum)
+{
+    if (!ex)
+        return CF_EINVAL;
+    if (!ex->ops->signal_workers)
+        return CF_ENOTSUP;
+    return ex->ops->signal_workers(ex, signum);
+}
+
+int cf_executor_terminate_workers(cf_executor *ex)
+{
+    return signal_workers(ex, SIGTERM);
+}
+
+int cf_executor_kill_workers(cf_executor *ex)
+{
+    return signal_workers(ex, SIGKILL);
+}
+
+void cf_executor_free(cf_executor *ex)
+{
+    if (!ex)
+        return;
+    ex->ops->shutdown(ex, true, false);
+    ex->ops->destroy(ex);
+}
+
+int cf__cpu_count(void)
+{
+    unsigned n = uv_available_parallelism();
+    return n >= 1 ? (int)n : 1;
+}

@@ -1,0 +1,226 @@
+/* What the files of lib/ share. Never installed.
+ * SPDX-License-Identifier: MIT */
+#ifndef CF_INTERNAL_H
+#define CF_INTERNAL_H
+
+#include "cfutures.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define CF_INTERNAL __attribute__((visibility("hidden")))
+
+/* ------------------------------------------------------------------------ */
+/* alloc.c: the allocator hook and the per-thread last error                 */
+/* ------------------------------------------------------------------------ */
+
+void *cf__malloc(size_t size);
+void *cf__calloc(size_t count, size_t size); /* overflow-checked */
+void *cf__realloc(void *p, size_t size);
+void cf__free(void *p);
+char *cf__strdup(const char *s);
+/* printf into a new string; NULL when out of memory. */
+char *cf__vformat(const char *fmt, va_list ap);
+char *cf__format(const char *fmt, ...) CF_PRINTF(1, 2);
+
+void cf__set_last_error(int code);
+/* Sets the last error and returns NULL, for `return cf__fail(CF_EINVAL);`. */
+void *cf__fail(int code);
+
+/* ------------------------------------------------------------------------ */
+/* clock.c: deadlines in uv_hrtime() nanoseconds                             */
+/* ------------------------------------------------------------------------ */
+
+#define CF__NO_DEADLINE UINT64_MAX
+/* timeout < 0: CF__NO_DEADLINE; else now + timeout. */
+uint64_t cf__deadline(double timeout);
+
+/* A one-shot wake-up another thread can wait on with a deadline. */
+typedef struct cf__event {
+    uv_mutex_t mutex;
+    uv_cond_t cond;
+    bool set;
+} cf__event;
+int cf__event_init(cf__event *ev); /* 0 or CF_ESYSTEM */
+void cf__event_destroy(cf__event *ev);
+void cf__event_set(cf__event *ev);
+/* 0 once set (it stays set), CF_ETIMEDOUT when the deadline passed first. */
+int cf__event_wait(cf__event *ev, uint64_t deadline);
+
+/* ------------------------------------------------------------------------ */
+/* task.c: running a task in the current thread                              */
+/* ------------------------------------------------------------------------ */
+
+/* What one call of a task produced. */
+typedef struct cf__outcome {
+    int status;     /* 0: returned; CF_ETASK: raised (or another code, see future.c) */
+    void *value;    /* the returned value; == copy when the result is a copy */
+    void *copy;     /* cf_return_copy bytes (cf__malloc'd, owned), else NULL */
+    size_t size;    /* bytes in copy */
+    int code;       /* raised: the task's code */
+    char *message;  /* raised: cf__malloc'd message, or NULL (then cf_strerror(code)) */
+} cf__outcome;
+
+/* Call fn(arg) with cf_raise / cf_return_copy bound to `out`. */
+void cf__run_call(cf_fn fn, void *arg, cf__outcome *out);
+/* Free what an outcome owns (copy, message), leaving it zeroed. */
+void cf__outcome_clear(cf__outcome *out);
+
+/* What a future asks an executor to run. Embedded in the future: a submit
+ * makes no allocation beyond the future (and the copied bytes, if any). */
+typedef struct cf__call {
+    cf_fn fn;
+    void *arg;        /* a value, or (arg_size > 0) points at arg_size owned bytes */
+    size_t arg_size;  /* 0: arg is a value */
+    size_t count;     /* 0: one call fn(arg). > 0: a map chunk of `count` items */
+    void **items;     /* chunk: count values, or (arg_size > 0) NULL and... */
+    unsigned char *item_bytes; /* ...count * arg_size owned bytes */
+} cf__call;
+
+/* Free what a call owns (the copied argument bytes, the chunk's arrays). */
+void cf__call_clear(cf__call *call);
+
+/* The result of a map chunk: items run in order until one fails. */
+typedef struct cf__chunk_result {
+    size_t capacity;     /* items the chunk has room for */
+    size_t count;        /* items that returned (the whole chunk, or up to the failure) */
+    void **values;       /* count results; a copy result points at its bytes */
+    size_t *sizes;       /* NULL, or count sizes: cf_return_copy bytes, else 0 ... */
+    unsigned char *is_copy; /* ...and NULL, or count flags: values[i] is owned bytes */
+    int fail_status;     /* 0, or what item `count` failed with (CF_ETASK, CF_EBROKEN ...) */
+    cf_exception fail;   /* its exception when fail_status != 0; .message points at
+                            fail_message, or at a static string when that is NULL */
+    char *fail_message;  /* owned, or NULL */
+} cf__chunk_result;
+
+/* Run a chunk call (call->count > 0) in this thread. NULL when out of memory. */
+cf__chunk_result *cf__run_chunk(const cf__call *call);
+cf__chunk_result *cf__chunk_result_new(size_t capacity); /* zeroed, values allocated */
+void cf__chunk_result_free(void *chunk);                 /* a cf__chunk_result */
+/* Record that item `count` failed; takes `message` (may be NULL: cf_strerror(code)). */
+void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
+                           int signal, int exit_status);
+/* Append one result (count < capacity). add_copy takes `bytes` (owned copy of
+ * `size` bytes): 0, or CF_ENOMEM with bytes freed and nothing appended. */
+void cf__chunk_result_add_value(cf__chunk_result *chunk, void *value);
+int cf__chunk_result_add_copy(cf__chunk_result *chunk, void *bytes, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* future.c                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum cf__state {
+    CF__PENDING,
+    CF__RUNNING,
+    CF__CANCELLED,
+    CF__CANCELLED_NOTIFIED,
+    CF__FINISHED,
+} cf__state;
+
+/* Something waiting on a future (cf_wait, as_completed, map, result). Its
+ * notify runs in the completing thread WITH the future's lock held: it must be
+ * short, must not block and must not call into that future. The future unlinks
+ * the listener before notifying it. */
+typedef struct cf__listener cf__listener;
+struct cf__listener {
+    cf__listener *prev, *next;
+    bool linked;
+    void (*notify)(cf__listener *l, cf_future *f);
+    void *data;
+};
+
+typedef struct cf__callback cf__callback;
+struct cf__callback {
+    cf__callback *next;
+    cf_done_fn fn;
+    void *userdata;
+};
+
+struct cf_future {
+    uv_mutex_t lock;
+    atomic_int state;          /* cf__state; written under lock, read lock-free */
+    atomic_int refs;
+    int status;                /* finished: 0, CF_ETASK, CF_EBROKEN or CF_ETIMEDOUT */
+    void *value;
+    void *owned;               /* freed with owned_free when the future goes */
+    void (*owned_free)(void *);
+    size_t result_size;        /* cf_future_result_size */
+    cf_exception *exception;   /* when status != 0 */
+    cf__callback first_callback; /* inline: most futures have at most one */
+    cf__callback *callbacks;   /* the rest, in order (first_callback.fn set first) */
+    cf__listener *listeners;   /* doubly linked, unordered */
+
+    /* Executor side: what to run, and the backend's links. */
+    cf__call call;
+    cf_future *queue_next;     /* intrusive queue link, backend-owned */
+    uint64_t backend_id;       /* backend-owned (process pool: task id) */
+};
+
+/* A new pending future with `refs` references (the caller's, plus the
+ * executor's). NULL when out of memory. */
+cf_future *cf__future_new(int refs);
+/* Register l unless the future is already done: true if added, false if done. */
+bool cf__future_listen(cf_future *f, cf__listener *l);
+/* Remove l if it is still linked (safe after it fired). */
+void cf__future_unlisten(cf_future *f, cf__listener *l);
+
+/* Finish a running (or pending) future. All return 0 or CF_EINVALIDSTATE;
+ * all take ownership of what they are given, also on failure. */
+int cf__future_set_outcome(cf_future *f, cf__outcome *out);
+/* Result = value, plus `owned` to free with owned_free when the future goes
+ * (a chunk result, or copy bytes with result_size). */
+int cf__future_set_owned(cf_future *f, void *value, void *owned, void (*owned_free)(void *),
+                         size_t result_size);
+/* Exception with `status` as what cf_future_result reports (CF_ETASK,
+ * CF_EBROKEN, CF_ETIMEDOUT). `message` is copied (NULL: cf_strerror(code)). */
+int cf__future_set_failure(cf_future *f, int status, int code, const char *message, int signal,
+                           int exit_status);
+/* Wait (spinning briefly first) until done or deadline: 0 or CF_ETIMEDOUT. */
+int cf__future_wait_done(cf_future *f, uint64_t deadline);
+
+static inline cf__state cf__future_state(cf_future *f)
+{
+    return (cf__state)atomic_load_explicit(&f->state, memory_order_acquire);
+}
+static inline bool cf__state_done(cf__state s)
+{
+    return s == CF__FINISHED || s == CF__CANCELLED || s == CF__CANCELLED_NOTIFIED;
+}
+
+/* ------------------------------------------------------------------------ */
+/* executor.c: the backend ops and what every backend shares                 */
+/* ------------------------------------------------------------------------ */
+
+/* A backend fills one const cf__executor_ops with designated initializers. */
+typedef struct cf__executor_ops {
+    const char *name;
+    /* Queue f (f->call says what to run). On success the executor owns one
+     * reference to f, counted by the caller, and releases it once the future
+     * is done. Must not block on running tasks. Returns 0, CF_ESHUTDOWN,
+     * CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM; on failure f is untouched. */
+    int (*submit)(cf_executor *ex, cf_future *f);
+    /* As cf_executor_shutdown (ex not NULL). May block (wait=true) on the
+     * running tasks and on joining workers. */
+    int (*shutdown)(cf_executor *ex, bool wait, bool cancel_futures);
+    /* Shut down without waiting and send signum to every worker. NULL: the
+     * backend has no workers to signal (CF_ENOTSUP). */
+    int (*signal_workers)(cf_executor *ex, int signum);
+    /* Free the executor; called after shutdown(wait=true). */
+    void (*destroy)(cf_executor *ex);
+} cf__executor_ops;
+
+/* Every backend's executor struct starts with this. */
+struct cf_executor {
+    const cf__executor_ops *ops;
+};
+
+/* Create a future for `call` and submit it to ex; NULL with last error.
+ * Takes ownership of the call's owned memory (also on failure). */
+cf_future *cf__submit_call(cf_executor *ex, cf__call *call);
+
+/* Number of CPUs this process may use (>= 1). */
+int cf__cpu_count(void);
+
+#endif /* CF_INTERNAL_H */

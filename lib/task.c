@@ -1,0 +1,223 @@
+/* Running a task in the current thread: cf_raise and cf_return_copy bind to
+ * the outcome of the call under way (a thread-local), on every backend.
+ * SPDX-License-Identifier: MIT */
+#include "internal.h"
+
+#include <string.h>
+
+/* initial-exec: a plain %fs-relative load instead of a __tls_get_addr call
+ * per task; fine because the library is linked, not dlopen()ed late (glibc
+ * keeps spare static TLS for that case too). */
+static _Thread_local cf__outcome *current __attribute__((tls_model("initial-exec")));
+
+/* Record a failure in the current outcome; takes `message`. */
+static void outcome_raise(cf__outcome *out, int code, char *message)
+{
+    cf__free(out->message);
+    out->status = CF_ETASK;
+    out->code = code;
+    out->message = message;
+}
+
+void *cf_raise(int code, const char *fmt, ...)
+{
+    if (!current) {
+        cf__set_last_error(code);
+        return NULL;
+    }
+    char *message = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        message = cf__vformat(fmt, ap); /* NULL when out of memory: cf_strerror(code) */
+        va_end(ap);
+    }
+    outcome_raise(current, code, message);
+    return NULL;
+}
+
+void *cf_return_copy(const void *data, size_t size)
+{
+    cf__outcome *out = current;
+    if (!out)
+        return cf__fail(CF_EINVAL);
+    if (!data && size > 0) {
+        outcome_raise(out, CF_EINVAL, cf__strdup("cf_return_copy: NULL data"));
+        return NULL;
+    }
+    void *copy = cf__malloc(size);
+    if (!copy) {
+        outcome_raise(out, CF_ENOMEM, cf__strdup("cf_return_copy: out of memory"));
+        return NULL;
+    }
+    if (size)
+        memcpy(copy, data, size);
+    cf__free(out->copy); /* only the last copy can be the result */
+    out->copy = copy;
+    out->size = size;
+    return copy;
+}
+
+/* After fn returned `ret` with `out` bound: decide what the result is. */
+static void outcome_settle(cf__outcome *out, void *ret)
+{
+    if (out->status != 0) {
+        cf__free(out->copy);
+        out->copy = NULL;
+        out->size = 0;
+        out->value = NULL;
+    } else if (out->copy && ret != out->copy) {
+        /* A copy was made but something else returned: the return wins. */
+        cf__free(out->copy);
+        out->copy = NULL;
+        out->size = 0;
+        out->value = ret;
+    } else {
+        out->value = ret;
+    }
+}
+
+void cf__run_call(cf_fn fn, void *arg, cf__outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    cf__outcome *outer = current;
+    current = out;
+    void *ret = fn(arg);
+    current = outer;
+    outcome_settle(out, ret);
+}
+
+void cf__outcome_clear(cf__outcome *out)
+{
+    cf__free(out->copy);
+    cf__free(out->message);
+    memset(out, 0, sizeof *out);
+}
+
+void cf__call_clear(cf__call *call)
+{
+    if (call->count == 0 && call->arg_size > 0)
+        cf__free(call->arg);
+    cf__free(call->items);
+    cf__free(call->item_bytes);
+    memset(call, 0, sizeof *call);
+}
+
+cf__chunk_result *cf__chunk_result_new(size_t capacity)
+{
+    cf__chunk_result *chunk = cf__calloc(1, sizeof *chunk);
+    if (!chunk)
+        return NULL;
+    chunk->values = cf__calloc(capacity, sizeof *chunk->values);
+    if (!chunk->values) {
+        cf__free(chunk);
+        return NULL;
+    }
+    chunk->capacity = capacity;
+    return chunk;
+}
+
+void cf__chunk_result_free(void *p)
+{
+    cf__chunk_result *chunk = p;
+    if (!chunk)
+        return;
+    if (chunk->is_copy) {
+        for (size_t i = 0; i < chunk->count; i++)
+            if (chunk->is_copy[i])
+                cf__free(chunk->values[i]);
+    }
+    cf__free(chunk->values);
+    cf__free(chunk->sizes);
+    cf__free(chunk->is_copy);
+    cf__free(chunk->fail_message);
+    cf__free(chunk);
+}
+
+void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
+                           int signal, int exit_status)
+{
+    cf__free(chunk->fail_message);
+    chunk->fail_status = status;
+    chunk->fail_message = message;
+    chunk->fail.code = code;
+    chunk->fail.message = message ? message : cf_strerror(code);
+    chunk->fail.signal = signal;
+    chunk->fail.exit_status = exit_status;
+}
+
+void cf__chunk_result_add_value(cf__chunk_result *chunk, void *value)
+{
+    chunk->values[chunk->count++] = value;
+}
+
+int cf__chunk_result_add_copy(cf__chunk_result *chunk, void *bytes, size_t size)
+{
+    if (!chunk->is_copy) { /* the first copy: make the per-item flags and sizes */
+        chunk->sizes = cf__calloc(chunk->capacity, sizeof *chunk->sizes);
+        chunk->is_copy = cf__calloc(chunk->capacity, sizeof *chunk->is_copy);
+        if (!chunk->sizes || !chunk->is_copy) {
+            cf__free(chunk->sizes);
+            cf__free(chunk->is_copy);
+            chunk->sizes = NULL;
+            chunk->is_copy = NULL;
+            cf__free(bytes);
+            return CF_ENOMEM;
+        }
+    }
+    chunk->values[chunk->count] = bytes;
+    chunk->sizes[chunk->count] = size;
+    chunk->is_copy[chunk->count] = 1;
+    chunk->count++;
+    return 0;
+}
+
+/* One item of a chunk went beyond a plain value (it raised or made a copy):
+ * record it. Returns false when the chunk stops here. */
+static bool chunk_settle_item(cf__chunk_result *chunk, cf__outcome *out, void *ret)
+{
+    outcome_settle(out, ret);
+    bool go_on = true;
+    if (out->status != 0) {
+        cf__chunk_result_fail(chunk, out->status, out->code, out->message, 0, -1);
+        out->message = NULL;
+        go_on = false; /* as Python: the rest of a failed chunk does not run */
+    } else if (!out->copy) {
+        cf__chunk_result_add_value(chunk, out->value);
+    } else {
+        void *copy = out->copy;
+        out->copy = NULL;
+        if (cf__chunk_result_add_copy(chunk, copy, out->size) != 0) {
+            cf__chunk_result_fail(chunk, CF_ETASK, CF_ENOMEM,
+                                  cf__strdup("out of memory storing a chunk result"), 0, -1);
+            go_on = false;
+        }
+    }
+    cf__outcome_clear(out);
+    return go_on;
+}
+
+/* The outcome stays bound for the whole chunk and is looked at only when an
+ * item raised or made a copy: the plain path costs one call and one store. */
+cf__chunk_result *cf__run_chunk(const cf__call *call)
+{
+    cf__chunk_result *chunk = cf__chunk_result_new(call->count);
+    if (!chunk)
+        return NULL;
+    cf__outcome out;
+    memset(&out, 0, sizeof out);
+    cf__outcome *outer = current;
+    current = &out;
+    cf_fn fn = call->fn;
+    for (size_t i = 0; i < call->count; i++) {
+        void *arg = call->arg_size ? (void *)(call->item_bytes + i * call->arg_size)
+                                   : call->items[i];
+        void *ret = fn(arg);
+        if (out.status == 0 && !out.copy)
+            chunk->values[chunk->count++] = ret;
+        else if (!chunk_settle_item(chunk, &out, ret))
+            break;
+    }
+    current = outer;
+    return chunk;
+}

@@ -1,0 +1,514 @@
+/* Thread pool backend: Python's ThreadPoolExecutor.
+ *
+ * Queue: submitters push futures (linked through f->queue_next) onto a
+ * lock-free stack, the inbox; a worker that finds its FIFO empty takes the
+ * whole inbox at once and reverses it into the shared FIFO (under pop_lock,
+ * which only workers take). Submitters and workers thus never share a lock.
+ *
+ * Wake-ups: one worker with nothing to do polls the queue briefly (only one:
+ * more would take CPU from submitters and tasks), the others count themselves
+ * in `sleepers` and park on a semaphore. A submit posts the semaphore only
+ * when nobody polls and it claims a sleeper, so no system call is made while
+ * workers are awake; a worker that takes an item passes a wake-up on if more
+ * work is queued, so a burst wakes as many workers as it needs.
+ * (Both sides use sequentially consistent operations: a push followed by a
+ * load of `sleepers`, against an increment of `sleepers` followed by a load of
+ * the queue; at least one of them sees the other.)
+ *
+ * Threads start lazily, as in Python's _adjust_thread_count: a submit starts
+ * one only if no worker is idle and fewer than max_workers run.
+ *
+ * Never is a pool lock held while user code runs or a future completes.
+ * SPDX-License-Identifier: MIT */
+#include "internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_DEFAULT_WORKERS 32
+#define THREAD_NAME_MAX 15 /* Linux: 16 bytes with the NUL */
+#define SPIN_NS 30000u     /* how long an idle worker polls before parking */
+
+typedef struct thread_pool {
+    /* Read-mostly: polled by idle workers. */
+    cf_executor base;
+    int max_workers;
+    char *name_prefix;
+    int (*initializer)(void *initarg);
+    void *initarg;
+    bool spin;               /* more than one CPU: polling can pay off */
+    atomic_bool stopping;    /* set after shut_down: workers exit once the queue is empty */
+    atomic_bool all_started; /* nthreads == max_workers: no need to count idle workers */
+    atomic_int next_name;    /* n of "<prefix>_<n>" */
+
+    /* Submit side, under submit_lock. */
+    alignas(64) uv_mutex_t submit_lock;
+    bool shut_down;
+    bool broken;
+    int nthreads;
+    int threads_cap;
+    uv_thread_t *threads;
+
+    /* Shutdown: join once, whoever waits. */
+    uv_mutex_t join_lock;
+    int joined;
+
+    alignas(64) _Atomic(cf_future *) inbox; /* LIFO stack, pushed by submitters */
+
+    alignas(64) atomic_int sleepers; /* workers parked (or about to) on wake */
+    atomic_int spinning;             /* workers polling the queue (usually 0 or 1) */
+    uv_sem_t wake;
+
+    alignas(64) atomic_int idle; /* workers looking for work, not claimed by a submit */
+
+    alignas(64) atomic_bool pop_lock; /* a spin lock, workers only: held for a few loads */
+    _Atomic(cf_future *) fifo;        /* FIFO, changed under pop_lock */
+} thread_pool;
+
+static const cf__executor_ops thread_pool_ops;
+
+/* The pool whose worker this thread is (NULL elsewhere): shutdown(wait) from
+ * one of the pool's own tasks must not join the thread it runs on. */
+static _Thread_local thread_pool *current_pool;
+
+static const char broken_message[] =
+    "A thread initializer failed, the thread pool is not usable anymore";
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queue                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* The pop lock guards a few pointer moves (and, amortised, the reversal of
+ * a batch); a futex-based mutex would put contending workers to sleep. */
+static void pop_lock(thread_pool *pool)
+{
+    while (atomic_exchange_explicit(&pool->pop_lock, true, memory_order_acquire)) {
+        for (int i = 0; atomic_load_explicit(&pool->pop_lock, memory_order_relaxed); i++) {
+            cpu_relax();
+            if (i == 64) { /* the holder may have been preempted */
+                sched_yield();
+                i = 0;
+            }
+        }
+    }
+}
+
+static void pop_unlock(thread_pool *pool)
+{
+    atomic_store_explicit(&pool->pop_lock, false, memory_order_release);
+}
+
+static void inbox_push(thread_pool *pool, cf_future *f)
+{
+    cf_future *head = atomic_load_explicit(&pool->inbox, memory_order_relaxed);
+    do
+        f->queue_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&pool->inbox, &head, f, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+}
+
+static bool queue_nonempty(thread_pool *pool, memory_order order)
+{
+    return atomic_load_explicit(&pool->inbox, order) != NULL ||
+           atomic_load_explicit(&pool->fifo, order) != NULL;
+}
+
+/* Take the inbox and return it in submission order. */
+static cf_future *inbox_take_fifo(thread_pool *pool)
+{
+    cf_future *list = atomic_exchange_explicit(&pool->inbox, NULL, memory_order_acquire);
+    cf_future *fifo = NULL;
+    while (list) {
+        cf_future *next = list->queue_next;
+        list->queue_next = fifo;
+        fifo = list;
+        list = next;
+    }
+    return fifo;
+}
+
+/* The oldest queued future, or NULL. */
+static cf_future *queue_pop(thread_pool *pool)
+{
+    if (!queue_nonempty(pool, memory_order_acquire))
+        return NULL;
+    pop_lock(pool);
+    cf_future *f = atomic_load_explicit(&pool->fifo, memory_order_relaxed);
+    if (!f)
+        f = inbox_take_fifo(pool);
+    if (f)
+        atomic_store_explicit(&pool->fifo, f->queue_next, memory_order_relaxed);
+    pop_unlock(pool);
+    if (f)
+        f->queue_next = NULL;
+    return f;
+}
+
+/* Everything queued, in order, leaving the queue empty. */
+static cf_future *queue_take_all(thread_pool *pool)
+{
+    pop_lock(pool);
+    cf_future *head = atomic_load_explicit(&pool->fifo, memory_order_relaxed);
+    atomic_store_explicit(&pool->fifo, NULL, memory_order_relaxed);
+    cf_future *rest = inbox_take_fifo(pool);
+    pop_unlock(pool);
+    if (!head)
+        return rest;
+    cf_future *tail = head;
+    while (tail->queue_next)
+        tail = tail->queue_next;
+    tail->queue_next = rest;
+    return head;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Idle workers and wake-ups                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Decrement *counter if it is positive; true if it was. */
+static bool take_one(atomic_int *counter)
+{
+    int n = atomic_load_explicit(counter, memory_order_seq_cst);
+    while (n > 0)
+        if (atomic_compare_exchange_weak_explicit(counter, &n, n - 1, memory_order_seq_cst,
+                                                  memory_order_seq_cst))
+            return true;
+    return false;
+}
+
+/* After a push: wake a parked worker unless one is polling the queue. */
+static void wake_one(thread_pool *pool)
+{
+    if (atomic_load_explicit(&pool->spinning, memory_order_seq_cst) == 0 &&
+        atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
+        take_one(&pool->sleepers))
+        uv_sem_post(&pool->wake);
+}
+
+static void wake_all(thread_pool *pool)
+{
+    while (take_one(&pool->sleepers))
+        uv_sem_post(&pool->wake);
+}
+
+static bool should_stop(thread_pool *pool)
+{
+    return atomic_load_explicit(&pool->stopping, memory_order_seq_cst);
+}
+
+/* Poll the queue for a while: true if work (or the stop) came. */
+static bool spin_for_work(thread_pool *pool)
+{
+    uint64_t start = uv_hrtime();
+    for (;;) {
+        for (int i = 0; i < 32; i++) {
+            if (queue_nonempty(pool, memory_order_relaxed) || should_stop(pool))
+                return true;
+            cpu_relax();
+        }
+        if (uv_hrtime() - start >= SPIN_NS)
+            return false;
+        sched_yield(); /* let a producer sharing this CPU run */
+    }
+}
+
+/* Block until the queue may hold work or the pool stops. One idle worker
+ * polls, the others park: more pollers would only take CPU from submitters
+ * and tasks. While one polls, submits wake nobody; whoever takes an item
+ * then wakes a parked worker if more work is queued. */
+static void wait_for_work(thread_pool *pool)
+{
+    if (pool->spin && atomic_load_explicit(&pool->spinning, memory_order_relaxed) == 0) {
+        atomic_fetch_add_explicit(&pool->spinning, 1, memory_order_seq_cst);
+        bool found = spin_for_work(pool);
+        atomic_fetch_sub_explicit(&pool->spinning, 1, memory_order_seq_cst);
+        if (found)
+            return;
+    }
+    atomic_fetch_add_explicit(&pool->sleepers, 1, memory_order_seq_cst);
+    if (queue_nonempty(pool, memory_order_seq_cst) || should_stop(pool)) {
+        /* Withdraw, unless a submit already claimed a sleeper: then its post
+         * is ours to consume. */
+        if (take_one(&pool->sleepers))
+            return;
+    }
+    uv_sem_wait(&pool->wake);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Workers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Count this worker idle (while that matters: not all threads started yet).
+ * A worker does so just BEFORE it completes a future, so that a submit made
+ * by whoever saw that future complete finds it idle, and reuses it. */
+static void become_idle(thread_pool *pool, bool *idle_counted)
+{
+    if (!*idle_counted && !atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&pool->idle, 1, memory_order_seq_cst);
+        *idle_counted = true;
+    }
+}
+
+static void stop_being_idle(thread_pool *pool, bool *idle_counted)
+{
+    if (*idle_counted) {
+        take_one(&pool->idle); /* unless a submit claimed us already */
+        *idle_counted = false;
+    }
+}
+
+static void run_future(thread_pool *pool, cf_future *f, bool *idle_counted)
+{
+    if (cf_future_set_running_or_notify_cancel(f)) {
+        cf__call *call = &f->call;
+        if (call->count == 0) {
+            cf__outcome out;
+            cf__run_call(call->fn, call->arg, &out);
+            cf__call_clear(call);
+            become_idle(pool, idle_counted);
+            cf__future_set_outcome(f, &out);
+        } else {
+            cf__chunk_result *chunk = cf__run_chunk(call);
+            cf__call_clear(call);
+            become_idle(pool, idle_counted);
+            if (chunk)
+                cf__future_set_owned(f, chunk, chunk, cf__chunk_result_free, 0);
+            else
+                cf__future_set_failure(f, CF_ETASK, CF_ENOMEM, NULL, 0, -1);
+        }
+    } else {
+        cf__call_clear(&f->call); /* cancelled before it started */
+    }
+    cf_future_unref(f); /* the executor's reference */
+}
+
+/* Fail every queued future: the pool is broken. */
+static void pool_break(thread_pool *pool)
+{
+    uv_mutex_lock(&pool->submit_lock);
+    pool->broken = true;
+    uv_mutex_unlock(&pool->submit_lock);
+    cf_future *f = queue_take_all(pool);
+    while (f) {
+        cf_future *next = f->queue_next;
+        f->queue_next = NULL;
+        cf__call_clear(&f->call);
+        cf__future_set_failure(f, CF_EBROKEN, CF_EBROKEN, broken_message, 0, -1);
+        cf_future_unref(f);
+        f = next;
+    }
+}
+
+static void set_thread_name(thread_pool *pool)
+{
+    int n = atomic_fetch_add_explicit(&pool->next_name, 1, memory_order_relaxed);
+    char name[64];
+    snprintf(name, sizeof name, "%s_%d", pool->name_prefix, n);
+    name[THREAD_NAME_MAX] = '\0';
+    pthread_setname_np(pthread_self(), name);
+}
+
+static void worker_main(void *arg)
+{
+    thread_pool *pool = arg;
+    current_pool = pool;
+    set_thread_name(pool);
+    if (pool->initializer && pool->initializer(pool->initarg) != 0) {
+        pool_break(pool);
+        return;
+    }
+    bool idle_counted = false;
+    for (;;) {
+        cf_future *f = queue_pop(pool);
+        if (f) {
+            stop_being_idle(pool, &idle_counted);
+            /* More work queued: a submit may have left it to the poller (or
+             * to us), so pass a wake-up on before running this one. */
+            if (queue_nonempty(pool, memory_order_seq_cst))
+                wake_one(pool);
+            run_future(pool, f, &idle_counted);
+            continue;
+        }
+        /* Every push happened before `stopping` was set: seeing it set and
+         * the queue empty afterwards means there is no more work. */
+        if (should_stop(pool)) {
+            f = queue_pop(pool);
+            if (!f)
+                break;
+            run_future(pool, f, &idle_counted);
+            continue;
+        }
+        become_idle(pool, &idle_counted);
+        wait_for_work(pool);
+    }
+}
+
+/* Start one more worker; called with submit_lock held. */
+static int start_worker(thread_pool *pool)
+{
+    if (pool->nthreads == pool->threads_cap) {
+        int cap = pool->threads_cap ? pool->threads_cap * 2 : 4;
+        if (pool->threads_cap > pool->max_workers / 2 || cap > pool->max_workers)
+            cap = pool->max_workers;
+        uv_thread_t *threads = cf__realloc(pool->threads, (size_t)cap * sizeof *threads);
+        if (!threads)
+            return CF_ENOMEM;
+        pool->threads = threads;
+        pool->threads_cap = cap;
+    }
+    if (uv_thread_create(&pool->threads[pool->nthreads], worker_main, pool) != 0)
+        return CF_ESYSTEM;
+    if (++pool->nthreads == pool->max_workers)
+        atomic_store_explicit(&pool->all_started, true, memory_order_relaxed);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Ops                                                                       */
+/* ------------------------------------------------------------------------ */
+
+static int thread_pool_submit(cf_executor *ex, cf_future *f)
+{
+    thread_pool *pool = (thread_pool *)ex;
+    uv_mutex_lock(&pool->submit_lock);
+    if (pool->broken || pool->shut_down) {
+        int rc = pool->broken ? CF_EBROKEN : CF_ESHUTDOWN;
+        uv_mutex_unlock(&pool->submit_lock);
+        return rc;
+    }
+    inbox_push(pool, f);
+    if (pool->nthreads < pool->max_workers && !take_one(&pool->idle)) {
+        int rc = start_worker(pool);
+        if (rc != 0 && pool->nthreads == 0) {
+            /* No worker will ever run it: take it back. Nobody else pushes
+             * (we hold submit_lock) and no worker exists to pop. */
+            atomic_store_explicit(&pool->inbox, f->queue_next, memory_order_relaxed);
+            f->queue_next = NULL;
+            uv_mutex_unlock(&pool->submit_lock);
+            return rc;
+        }
+    }
+    uv_mutex_unlock(&pool->submit_lock);
+    wake_one(pool);
+    return 0;
+}
+
+static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
+{
+    thread_pool *pool = (thread_pool *)ex;
+    uv_mutex_lock(&pool->submit_lock);
+    pool->shut_down = true;
+    int nthreads = pool->nthreads; /* final: no submit starts a thread now */
+    uv_mutex_unlock(&pool->submit_lock);
+
+    if (cancel_futures) {
+        cf_future *f = queue_take_all(pool);
+        while (f) {
+            cf_future *next = f->queue_next;
+            f->queue_next = NULL;
+            cf__call_clear(&f->call);
+            cf_future_cancel(f);
+            cf_future_unref(f);
+            f = next;
+        }
+    }
+    atomic_store_explicit(&pool->stopping, true, memory_order_seq_cst);
+    wake_all(pool);
+
+    if (wait && current_pool != pool) {
+        uv_mutex_lock(&pool->join_lock);
+        for (; pool->joined < nthreads; pool->joined++)
+            uv_thread_join(&pool->threads[pool->joined]);
+        uv_mutex_unlock(&pool->join_lock);
+    }
+    return 0;
+}
+
+static void thread_pool_destroy(cf_executor *ex)
+{
+    thread_pool *pool = (thread_pool *)ex;
+    uv_mutex_destroy(&pool->submit_lock);
+    uv_mutex_destroy(&pool->join_lock);
+    uv_sem_destroy(&pool->wake);
+    cf__free(pool->threads);
+    cf__free(pool->name_prefix);
+    cf__free(pool);
+}
+
+static const cf__executor_ops thread_pool_ops = {
+    .name = "thread",
+    .submit = thread_pool_submit,
+    .shutdown = thread_pool_shutdown,
+    .signal_workers = NULL, /* threads cannot be killed: CF_ENOTSUP */
+    .destroy = thread_pool_destroy,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Creation                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static char *default_prefix(void)
+{
+    static atomic_int counter; /* Python's ThreadPoolExecutor-<k> */
+    int k = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+    return cf__format("ThreadPoolExecutor-%d", k);
+}
+
+cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
+{
+    cf_thread_pool_opts o = { 0 };
+    if (opts)
+        o = *opts;
+    if (o.max_workers < 0)
+        return cf__fail(CF_EINVAL);
+    int ncpu = cf__cpu_count();
+    if (o.max_workers == 0)
+        o.max_workers = ncpu + 4 < MAX_DEFAULT_WORKERS ? ncpu + 4 : MAX_DEFAULT_WORKERS;
+
+    thread_pool *pool = cf__calloc(1, sizeof *pool);
+    if (!pool)
+        return cf__fail(CF_ENOMEM);
+    pool->base.ops = &thread_pool_ops;
+    pool->max_workers = o.max_workers;
+    pool->initializer = o.initializer;
+    pool->initarg = o.initarg;
+    pool->spin = ncpu > 1;
+    /* As Python: an empty prefix means the default one. */
+    pool->name_prefix = o.thread_name_prefix && *o.thread_name_prefix
+                            ? cf__strdup(o.thread_name_prefix)
+                            : default_prefix();
+    if (!pool->name_prefix) {
+        cf__free(pool);
+        return cf__fail(CF_ENOMEM);
+    }
+
+    if (uv_mutex_init(&pool->submit_lock) != 0)
+        goto fail_prefix;
+    if (uv_mutex_init(&pool->join_lock) != 0)
+        goto fail_submit_lock;
+    if (uv_sem_init(&pool->wake, 0) != 0)
+        goto fail_join_lock;
+    return &pool->base;
+
+fail_join_lock:
+    uv_mutex_destroy(&pool->join_lock);
+fail_submit_lock:
+    uv_mutex_destroy(&pool->submit_lock);
+fail_prefix:
+    cf__free(pool->name_prefix);
+    cf__free(pool);
+    return cf__fail(CF_ESYSTEM);
+}

@@ -1,0 +1,343 @@
+/* Waiting for many futures: cf_wait and cf_as_completed. Both register a
+ * listener on each pending future (as CPython installs a waiter) instead of
+ * polling; a listener's notify runs under the future's lock and only takes
+ * the waiter's own lock, so the lock order is future -> waiter.
+ * SPDX-License-Identifier: MIT */
+#include "internal.h"
+
+/* Wait on cond until woken or the deadline: false when the deadline passed. */
+static bool cond_wait_until(uv_cond_t *cond, uv_mutex_t *mutex, uint64_t deadline)
+{
+    if (deadline == CF__NO_DEADLINE) {
+        uv_cond_wait(cond, mutex);
+        return true;
+    }
+    uint64_t now = uv_hrtime();
+    if (now >= deadline)
+        return false;
+    (void)uv_cond_timedwait(cond, mutex, deadline - now);
+    return true; /* the caller re-checks its condition, then the deadline */
+}
+
+static bool future_failed(cf_future *f)
+{
+    /* status is written before the state becomes FINISHED, and never again. */
+    return cf__future_state(f) == CF__FINISHED && f->status != 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* cf_wait                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct waiter {
+    uv_mutex_t mutex;
+    uv_cond_t cond;
+    size_t done;   /* entries of fs done (duplicates count once per entry) */
+    size_t failed; /* entries finished with an exception */
+} waiter;
+
+typedef struct wait_slot {
+    cf__listener listener; /* first: notify gets a pointer to it */
+    waiter *w;
+    bool listening;
+} wait_slot;
+
+static void wait_notify(cf__listener *l, cf_future *f)
+{
+    waiter *w = ((wait_slot *)l)->w;
+    uv_mutex_lock(&w->mutex);
+    w->done++;
+    if (future_failed(f))
+        w->failed++;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->mutex);
+}
+
+static bool wait_satisfied(cf_return_when when, size_t done, size_t failed, size_t n)
+{
+    switch (when) {
+    case CF_FIRST_COMPLETED:
+        return done > 0;
+    case CF_FIRST_EXCEPTION:
+        return failed > 0 || done == n;
+    case CF_ALL_COMPLETED:
+    default:
+        return done == n;
+    }
+}
+
+/* Stable partition: done futures first. `scratch` holds n pointers.
+ * Returns how many are done. */
+static size_t move_done_first(cf_future **fs, size_t n, cf_future **scratch)
+{
+    size_t done = 0, pending = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cf_future_done(fs[i]))
+            fs[done++] = fs[i];
+        else
+            scratch[pending++] = fs[i];
+    }
+    for (size_t i = 0; i < pending; i++)
+        fs[done + i] = scratch[i];
+    return done;
+}
+
+#define WAIT_STACK_SLOTS 8
+
+/* Listen on every pending future and block until `when` holds or the deadline. */
+static int wait_blocking(cf_future **fs, size_t n, uint64_t deadline, cf_return_when when,
+                         wait_slot *slots)
+{
+    waiter w = { .done = 0, .failed = 0 };
+    if (uv_mutex_init(&w.mutex) != 0)
+        return CF_ESYSTEM;
+    if (uv_cond_init(&w.cond) != 0) {
+        uv_mutex_destroy(&w.mutex);
+        return CF_ESYSTEM;
+    }
+    size_t done_before = 0, failed_before = 0;
+    for (size_t i = 0; i < n; i++) {
+        slots[i] = (wait_slot){ .listener = { .notify = wait_notify }, .w = &w };
+        slots[i].listening = cf__future_listen(fs[i], &slots[i].listener);
+        if (!slots[i].listening) {
+            done_before++;
+            if (future_failed(fs[i]))
+                failed_before++;
+        }
+    }
+
+    uv_mutex_lock(&w.mutex);
+    while (!wait_satisfied(when, done_before + w.done, failed_before + w.failed, n)) {
+        if (!cond_wait_until(&w.cond, &w.mutex, deadline))
+            break;
+    }
+    uv_mutex_unlock(&w.mutex);
+
+    /* After this no notify can touch w: unlisten takes each future's lock. */
+    for (size_t i = 0; i < n; i++)
+        if (slots[i].listening)
+            cf__future_unlisten(fs[i], &slots[i].listener);
+    uv_cond_destroy(&w.cond);
+    uv_mutex_destroy(&w.mutex);
+    return 0;
+}
+
+int cf_wait(cf_future **fs, size_t n, double timeout, cf_return_when when)
+{
+    if ((!fs && n > 0) ||
+        (when != CF_ALL_COMPLETED && when != CF_FIRST_COMPLETED && when != CF_FIRST_EXCEPTION))
+        return CF_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i])
+            return CF_EINVAL;
+    if (n == 0)
+        return 0;
+    uint64_t deadline = cf__deadline(timeout);
+
+    /* One block: n slots, then n scratch pointers for the reordering. */
+    struct {
+        wait_slot slots[WAIT_STACK_SLOTS];
+        cf_future *scratch[WAIT_STACK_SLOTS];
+    } on_stack;
+    wait_slot *slots = on_stack.slots;
+    cf_future **scratch = on_stack.scratch;
+    void *heap = NULL;
+    if (n > WAIT_STACK_SLOTS) {
+        if (n > SIZE_MAX / (sizeof(wait_slot) + sizeof(cf_future *)))
+            return CF_ENOMEM;
+        heap = cf__malloc(n * (sizeof(wait_slot) + sizeof(cf_future *)));
+        if (!heap)
+            return CF_ENOMEM;
+        slots = heap;
+        scratch = (cf_future **)(slots + n);
+    }
+
+    size_t done = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cf_future_done(fs[i])) {
+            done++;
+            if (future_failed(fs[i]))
+                failed++;
+        }
+    }
+    int rc = 0;
+    if (!wait_satisfied(when, done, failed, n) &&
+        (deadline == CF__NO_DEADLINE || uv_hrtime() < deadline))
+        rc = wait_blocking(fs, n, deadline, when, slots);
+    if (rc == 0)
+        rc = (int)move_done_first(fs, n, scratch);
+    cf__free(heap);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* cf_as_completed                                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ac_slot {
+    cf__listener listener; /* first: notify gets a pointer to it */
+    cf_as_completed *it;
+    size_t index;
+    bool listening;
+    bool queued_early; /* done when the iterator was made */
+} ac_slot;
+
+struct cf_as_completed {
+    uv_mutex_t mutex;
+    uv_cond_t cond;
+    uint64_t deadline;
+    size_t n;          /* distinct futures */
+    cf_future **fs;    /* one reference each */
+    ac_slot *slots;
+    size_t *ready;     /* indices in the order they are to be yielded */
+    size_t ready_head; /* next to yield */
+    size_t ready_tail; /* next free; each index is pushed once, so n is enough */
+};
+
+/* Called with it->mutex held. */
+static void ac_push_locked(cf_as_completed *it, size_t index)
+{
+    it->ready[it->ready_tail++] = index;
+}
+
+static void ac_notify(cf__listener *l, cf_future *f)
+{
+    (void)f;
+    ac_slot *slot = (ac_slot *)l;
+    cf_as_completed *it = slot->it;
+    uv_mutex_lock(&it->mutex);
+    ac_push_locked(it, slot->index);
+    uv_cond_signal(&it->cond);
+    uv_mutex_unlock(&it->mutex);
+}
+
+/* Copy the distinct futures of fs into it->fs, keeping the first occurrence
+ * of each in input order. Uses a small open-addressing pointer set. */
+static int ac_collect_distinct(cf_as_completed *it, cf_future *const *fs, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    cf_future **set = cf__calloc(cap, sizeof *set);
+    if (!set)
+        return CF_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = ((uintptr_t)fs[i] >> 4) * (size_t)0x9E3779B97F4A7C15ull;
+        size_t pos = h & (cap - 1);
+        while (set[pos] && set[pos] != fs[i])
+            pos = (pos + 1) & (cap - 1);
+        if (set[pos])
+            continue; /* a duplicate */
+        set[pos] = fs[i];
+        it->fs[it->n++] = cf_future_ref(fs[i]);
+    }
+    cf__free(set);
+    return 0;
+}
+
+static void ac_destroy(cf_as_completed *it, bool sync_initialised)
+{
+    for (size_t i = 0; i < it->n; i++) {
+        if (it->slots && it->slots[i].listening)
+            cf__future_unlisten(it->fs[i], &it->slots[i].listener);
+        cf_future_unref(it->fs[i]);
+    }
+    if (sync_initialised) {
+        uv_cond_destroy(&it->cond);
+        uv_mutex_destroy(&it->mutex);
+    }
+    cf__free(it->fs);
+    cf__free(it->slots);
+    cf__free(it->ready);
+    cf__free(it);
+}
+
+cf_as_completed *cf_as_completed_new(cf_future *const *fs, size_t n, double timeout)
+{
+    if (!fs && n > 0)
+        return cf__fail(CF_EINVAL);
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i])
+            return cf__fail(CF_EINVAL);
+    uint64_t deadline = cf__deadline(timeout);
+
+    cf_as_completed *it = cf__calloc(1, sizeof *it);
+    if (!it)
+        return cf__fail(CF_ENOMEM);
+    it->deadline = deadline;
+    it->fs = cf__calloc(n, sizeof *it->fs);
+    it->ready = cf__calloc(n, sizeof *it->ready);
+    int rc = it->fs && it->ready ? ac_collect_distinct(it, fs, n) : CF_ENOMEM;
+    if (rc == 0) {
+        it->slots = cf__calloc(it->n, sizeof *it->slots);
+        if (!it->slots)
+            rc = CF_ENOMEM;
+    }
+    if (rc != 0) {
+        ac_destroy(it, false);
+        return cf__fail(rc);
+    }
+    if (uv_mutex_init(&it->mutex) != 0) {
+        ac_destroy(it, false);
+        return cf__fail(CF_ESYSTEM);
+    }
+    if (uv_cond_init(&it->cond) != 0) {
+        uv_mutex_destroy(&it->mutex);
+        ac_destroy(it, false);
+        return cf__fail(CF_ESYSTEM);
+    }
+
+    /* The futures done now come first, in input order; then the others as
+     * they complete (also those that complete while we start listening). */
+    uv_mutex_lock(&it->mutex);
+    for (size_t i = 0; i < it->n; i++) {
+        it->slots[i].it = it;
+        it->slots[i].index = i;
+        it->slots[i].listener.notify = ac_notify;
+        if (cf_future_done(it->fs[i])) {
+            ac_push_locked(it, i);
+            it->slots[i].queued_early = true;
+        }
+    }
+    uv_mutex_unlock(&it->mutex);
+    for (size_t i = 0; i < it->n; i++) {
+        if (it->slots[i].queued_early)
+            continue;
+        /* Notify takes it->mutex under the future's lock: do not hold it here. */
+        it->slots[i].listening = cf__future_listen(it->fs[i], &it->slots[i].listener);
+        if (!it->slots[i].listening) {
+            uv_mutex_lock(&it->mutex);
+            ac_push_locked(it, i);
+            uv_mutex_unlock(&it->mutex);
+        }
+    }
+    return it;
+}
+
+int cf_as_completed_next(cf_as_completed *it, cf_future **f)
+{
+    if (!it || !f)
+        return CF_EINVAL;
+    int rc = 1;
+    uv_mutex_lock(&it->mutex);
+    while (it->ready_head == it->ready_tail) {
+        if (it->ready_head == it->n) {
+            rc = 0; /* all yielded */
+            break;
+        }
+        if (!cond_wait_until(&it->cond, &it->mutex, it->deadline)) {
+            rc = CF_ETIMEDOUT;
+            break;
+        }
+    }
+    if (rc == 1)
+        *f = it->fs[it->ready[it->ready_head++]];
+    uv_mutex_unlock(&it->mutex);
+    return rc;
+}
+
+void cf_as_completed_free(cf_as_completed *it)
+{
+    if (it)
+        ac_destroy(it, true);
+}

@@ -1,0 +1,46 @@
+/* A tiny assertion header shared by the tests: each CHECK prints where and
+ * why it failed and exits 1, so a test is a plain program. */
+#ifndef CF_TEST_CHECK_H
+#define CF_TEST_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            exit(1);                                                                 \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                               \
+    do {                                                                             \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);              \
+        if (check_a_ != check_b_) {                                                  \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld != %lld)\n",     \
+                    __FILE__, __LINE__, #a, #b, check_a_, check_b_);                 \
+            exit(1);                                                                 \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                              \
+    do {                                                                             \
+        const char *check_a_ = (a), *check_b_ = (b);                                 \
+        if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0) {            \
+            fprintf(stderr, "%s:%d: CHECK_STR failed: %s == %s (\"%s\" != \"%s\")\n",\
+                    __FILE__, __LINE__, #a, #b, check_a_ ? check_a_ : "(null)",      \
+                    check_b_ ? check_b_ : "(null)");                                 \
+            exit(1);                                                                 \
+        }                                                                            \
+    } while (0)
+
+/* Run one test function, naming it on stderr. */
+#define RUN(test_fn)                                                                 \
+    do {                                                                             \
+        fprintf(stderr, "-- %s\n", #test_fn);                                        \
+        test_fn();                                                                   \
+    } while (0)
+
+#endif

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""The shared library exports exactly the public API.
+
+usage: test_exports.py NM LIBCFUTURES_SO CFUTURES_H
+
+Fails when the library exports a symbol that is not `cf_*` (a missing
+`static`, an internal `cf__*` name leaking out) or when a function the header
+declares with CF_API is not exported (declared but never defined, or hidden).
+SPDX-License-Identifier: MIT
+"""
+import re
+import subprocess
+import sys
+
+# What the toolchain itself may put in .dynsym; never ours.
+LINKER_SYMBOLS = {"_init", "_fini", "_edata", "_end", "__bss_start"}
+
+
+def exported(nm, lib):
+    out = subprocess.run([nm, "-D", "--defined-only", lib], check=True,
+                         capture_output=True, text=True).stdout
+    names = set()
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 2:
+            names.add(fields[-1].split("@")[0])  # drop symbol versions
+    return names
+
+
+def declared(header):
+    with open(header) as f:
+        text = f.read()
+    return set(re.findall(r"\bCF_API\b[^;{(]*?\b(cf_\w+)\s*\(", text))
+
+
+def main():
+    nm, lib, header = sys.argv[1:4]
+    names = exported(nm, lib)
+    api = declared(header)
+    if len(api) < 20:
+        print(f"only {len(api)} CF_API declarations found in {header}: parser broken?")
+        return 1
+    stray = sorted(n for n in names - LINKER_SYMBOLS
+                   if not n.startswith("cf_") or n.startswith("cf__"))
+    missing = sorted(api - names)
+    extra = sorted(n for n in names if n.startswith("cf_") and not n.startswith("cf__")
+                   and n not in api)
+    for n in stray:
+        print(f"exported but not public: {n}")
+    for n in missing:
+        print(f"declared CF_API in cfutures.h but not exported: {n}")
+    for n in extra:
+        print(f"exported cf_ name not declared CF_API in cfutures.h: {n}")
+    print(f"{len(names)} exported symbols, {len(api)} declared")
+    return 1 if stray or missing or extra else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

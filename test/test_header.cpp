@@ -1,0 +1,46 @@
+// The public header compiles alone as C++11 at the strictest warnings
+// (test/meson.build builds this with -Werror), links, and its names work
+// from C++, including the scoped helpers under g++ and clang++.
+// SPDX-License-Identifier: MIT
+#include <cfutures.h> // first, so it must stand on its own
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            return 1;                                                                    \
+        }                                                                                \
+    } while (0)
+
+static void *twice(void *arg)
+{
+    return reinterpret_cast<void *>(reinterpret_cast<std::intptr_t>(arg) * 2);
+}
+
+int main()
+{
+    CHECK(std::strcmp(cf_err_name(CF_ECANCELLED), "CF_ECANCELLED") == 0);
+
+    cf_future *f = cf_future_new();
+    CHECK(f != nullptr);
+    CHECK(cf_future_set_result(f, nullptr) == 0);
+    CHECK(cf_future_done(f));
+    cf_future_unref(f);
+
+    int bodies = 0;
+    CF_WITH(cf_executor, ex, cf_thread_pool_new(nullptr)) {
+        CHECK(ex != nullptr);
+        cf_autoptr(cf_future) g = cf_submit(ex, twice, reinterpret_cast<void *>(21));
+        CHECK(g != nullptr);
+        void *value = nullptr;
+        CHECK(cf_future_result(g, CF_FOREVER, &value) == 0);
+        CHECK(reinterpret_cast<std::intptr_t>(value) == 42);
+        bodies++;
+    }
+    CHECK(bodies == 1);
+    return 0;
+}

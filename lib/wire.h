@@ -1,0 +1,140 @@
+/* The messages between a process pool and its workers. Never installed.
+ *
+ * A frame is {u32 length, u8 type, u64 id, payload}, where length counts the
+ * bytes after the length field (type + id + payload, so >= 9). Integers are in
+ * native byte order: both ends are the same program on the same machine.
+ * Every decoder checks every length and offset against the bytes it was given
+ * and rejects anything inconsistent with CF_EINVAL, allocating nothing then.
+ *
+ * Payloads (fnref: u16 length + bytes, see fnref.h; text: u32 length + bytes):
+ *   INIT         u64 max_message, u64 initarg, fnref of the initializer (length 0: none)
+ *   TASK         fnref, u8 kind, then by kind:
+ *                  VALUE        u64 arg
+ *                  BYTES        u64 size, bytes
+ *                  CHUNK_VALUES u64 count, count x u64
+ *                  CHUNK_BYTES  u64 count, u64 arg_size, count x arg_size bytes
+ *   EXIT         (empty) the worker exits
+ *   READY        u64 pid: the initializer (if any) succeeded
+ *   INIT_FAIL    i32 code, text
+ *   RESULT       u64 run_ns, i32 status (0 or CF_ETASK), i32 code, u8 flags
+ *                  (1: copy, 2: message), u64 value | u64 size + bytes, [text]
+ *   CHUNK_RESULT u64 run_ns, u64 count, u8 flags (1: copies, 2: message),
+ *                  i32 fail_status (0 or CF_ETASK), i32 fail_code, [text],
+ *                  then count items: copies ? (u8 is_copy, u64 value | u64 size
+ *                  + bytes) : u64 value
+ * SPDX-License-Identifier: MIT */
+#ifndef CF_WIRE_H
+#define CF_WIRE_H
+
+#include "internal.h"
+
+#define CF__WIRE_HEAD 13u /* u32 length + u8 type + u64 id */
+/* Room a frame may take beyond the data max_message bounds: headers, the
+ * function reference, a message text. */
+#define CF__WIRE_SLACK (64u * 1024u)
+/* Longest exception message sent (longer ones are cut). */
+#define CF__WIRE_MAX_TEXT 4096u
+#define CF__WIRE_DEFAULT_MAX_MESSAGE ((size_t)64 * 1024 * 1024)
+/* Largest max_message (larger values are capped): a frame's length must fit
+ * its u32 field, and a few frames queued for one worker a libuv buffer. */
+#define CF__WIRE_MAX_MAX_MESSAGE ((size_t)1 << 30)
+
+enum cf__msg_type {
+    CF__MSG_INIT = 1,
+    CF__MSG_TASK = 2,
+    CF__MSG_EXIT = 3,
+    CF__MSG_READY = 16,
+    CF__MSG_INIT_FAIL = 17,
+    CF__MSG_RESULT = 18,
+    CF__MSG_CHUNK_RESULT = 19,
+};
+
+enum cf__task_kind {
+    CF__TASK_VALUE = 0,
+    CF__TASK_BYTES = 1,
+    CF__TASK_CHUNK_VALUES = 2,
+    CF__TASK_CHUNK_BYTES = 3,
+};
+
+/* A growable output buffer. */
+typedef struct cf__buf {
+    unsigned char *data;
+    size_t len, cap;
+} cf__buf;
+/* Make room for `more` bytes: 0 or CF_ENOMEM. */
+int cf__buf_reserve(cf__buf *b, size_t more);
+void cf__buf_free(cf__buf *b);
+
+/* The data bytes a call sends (its copied argument or its chunk's items),
+ * which max_message bounds; SIZE_MAX on overflow. */
+size_t cf__wire_call_data_size(const cf__call *call);
+/* The frame limit for a given max_message (what a reader accepts). */
+size_t cf__wire_frame_limit(size_t max_message);
+
+/* Writers append one whole frame; 0, or CF_ENOMEM with the buffer unchanged. */
+int cf__wire_put_init(cf__buf *b, uint64_t max_message, uint64_t initarg,
+                      const unsigned char *fnref, size_t fnref_len);
+int cf__wire_put_task(cf__buf *b, uint64_t id, const unsigned char *fnref, size_t fnref_len,
+                      const cf__call *call);
+int cf__wire_put_exit(cf__buf *b);
+int cf__wire_put_ready(cf__buf *b, uint64_t pid);
+int cf__wire_put_init_fail(cf__buf *b, int code, const char *message);
+int cf__wire_put_result(cf__buf *b, uint64_t id, const cf__outcome *out, uint64_t run_ns);
+int cf__wire_put_chunk_result(cf__buf *b, uint64_t id, const cf__chunk_result *chunk,
+                              uint64_t run_ns);
+/* Bytes cf__wire_put_result / cf__wire_put_chunk_result would append. */
+size_t cf__wire_result_size(const cf__outcome *out);
+size_t cf__wire_chunk_result_size(const cf__chunk_result *chunk);
+
+typedef struct cf__frame {
+    uint8_t type;
+    uint64_t id;
+    const unsigned char *payload;
+    size_t size;  /* payload bytes */
+    size_t total; /* bytes the whole frame takes in the buffer */
+} cf__frame;
+
+/* Look for a frame at buf[0..len): 1 with *fr filled, 0 when more bytes are
+ * needed, CF_EINVAL when the length field is impossible (< 9 or > limit). */
+int cf__wire_next_frame(const unsigned char *buf, size_t len, size_t limit, cf__frame *fr);
+
+typedef struct cf__wire_init {
+    uint64_t max_message;
+    uint64_t initarg;
+    const unsigned char *fnref; /* NULL: no initializer */
+    size_t fnref_len;
+} cf__wire_init;
+int cf__wire_get_init(const cf__frame *fr, cf__wire_init *init);
+
+typedef struct cf__wire_task {
+    const unsigned char *fnref;
+    size_t fnref_len;
+    int kind;                  /* enum cf__task_kind */
+    uint64_t arg;              /* VALUE */
+    const unsigned char *data; /* BYTES: size bytes; CHUNK_*: the items (unaligned) */
+    size_t size;               /* BYTES: argument bytes; CHUNK_BYTES: arg_size */
+    size_t count;              /* CHUNK_*: items */
+} cf__wire_task;
+int cf__wire_get_task(const cf__frame *fr, cf__wire_task *task);
+
+int cf__wire_get_ready(const cf__frame *fr, uint64_t *pid);
+/* *message is cf__malloc'd (NULL when empty). 0, CF_EINVAL, CF_ENOMEM. */
+int cf__wire_get_init_fail(const cf__frame *fr, int *code, char **message);
+/* Fills *out (copy and message cf__malloc'd). 0, CF_EINVAL, CF_ENOMEM. */
+int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns);
+/* A new chunk result of at most max_count items. 0, CF_EINVAL, CF_ENOMEM. */
+int cf__wire_get_chunk_result(const cf__frame *fr, size_t max_count, cf__chunk_result **chunk,
+                              uint64_t *run_ns);
+
+/* ------------------------------------------------------------------------ */
+/* worker.c: the child side                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The environment variable that marks a worker: "<fd>:<parent pid>", fd being
+ * the worker's end of its socket pair. Returned by a function so that linking
+ * the parent side (process_pool.c) also links the worker's constructor. */
+const char *cf__worker_marker(void);
+/* In a worker: the fd its replies go to, else -1. For tests that garble replies. */
+int cf__worker_reply_fd(void);
+
+#endif /* CF_WIRE_H */

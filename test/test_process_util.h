@@ -1,0 +1,149 @@
+/* What the process-pool tests share. Tasks synchronise with the test through
+ * pipes made before the pools (the workers inherit them at fixed numbers: a
+ * worker does not run main, so it cannot learn them from variables): a task
+ * writes its pid to "started" when it starts and reads a byte from "gate"
+ * before going on; the test reads the pids and opens the gate.
+ * SPDX-License-Identifier: MIT */
+#ifndef CF_TEST_PROCESS_UTIL_H
+#define CF_TEST_PROCESS_UTIL_H
+
+#include "check.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* libuv closes fds with a raw close system call ThreadSanitizer does not see,
+ * so a later open() that reuses the number looks like a race with libuv's
+ * socketpair(). Silence exactly that. */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+    return "race:uv_socketpair\nrace:uv_spawn\nrace:uv_pipe\n";
+}
+
+#define V(n) ((void *)(intptr_t)(n))
+#define I(p) ((intptr_t)(p))
+
+enum { STARTED_R = 200, STARTED_W, GATE_R, GATE_W };
+static const int started[2] = { STARTED_R, STARTED_W };
+static const int gate[2] = { GATE_R, GATE_W };
+
+static inline void make_pipes(void)
+{
+    int p[2], q[2];
+    CHECK(pipe(p) == 0 && pipe(q) == 0);
+    CHECK(dup2(p[0], STARTED_R) == STARTED_R && dup2(p[1], STARTED_W) == STARTED_W);
+    CHECK(dup2(q[0], GATE_R) == GATE_R && dup2(q[1], GATE_W) == GATE_W);
+    close(p[0]);
+    close(p[1]);
+    close(q[0]);
+    close(q[1]);
+}
+
+static inline void open_gate(int n)
+{
+    for (int i = 0; i < n; i++)
+        CHECK(write(gate[1], "g", 1) == 1);
+}
+
+/* In a task: say so (with our pid). */
+static inline void report_started(void)
+{
+    int pid = getpid();
+    CHECK(write(started[1], &pid, sizeof pid) == (ssize_t)sizeof pid);
+}
+
+/* In a task: wait until the test opens the gate. */
+static inline void pass_gate(void)
+{
+    char c;
+    CHECK(read(gate[0], &c, 1) == 1);
+}
+
+/* In the test: the pid of the next task that started. */
+static inline int wait_started(void)
+{
+    int pid = 0;
+    CHECK(read(started[0], &pid, sizeof pid) == (ssize_t)sizeof pid);
+    return pid;
+}
+
+/* The state letter of a process from /proc/<pid>/stat ('R', 'S', 'Z'...),
+ * or 0 when there is no such process. */
+static inline char process_state(int pid, int *ppid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0)
+        return 0;
+    buf[k] = '\0';
+    char *rp = strrchr(buf, ')');
+    char state = 0;
+    int pp = 0;
+    if (!rp || sscanf(rp + 1, " %c %d", &state, &pp) != 2)
+        return 0;
+    if (ppid)
+        *ppid = pp;
+    return state;
+}
+
+/* Children of this process (workers), from /proc. */
+static inline int count_children(void)
+{
+    DIR *d = opendir("/proc");
+    CHECK(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        int ppid = 0;
+        if (process_state(atoi(e->d_name), &ppid) && ppid == getpid())
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Open file descriptors of this process. */
+static inline int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own fd */
+}
+
+/* Workers that crash must die of their signal: no sanitizer handler (which
+ * would exit(1) instead) and no core dump. Workers inherit this. */
+static inline void let_workers_crash(void)
+{
+    const char *names[] = { "ASAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS" };
+    for (size_t i = 0; i < 3; i++) {
+        const char *old = getenv(names[i]);
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s%shandle_segv=0:handle_abort=0:handle_sigbus=0:"
+                 "disable_coredump=1", old ? old : "", old && *old ? ":" : "");
+        CHECK(setenv(names[i], buf, 1) == 0);
+    }
+    struct rlimit no_core = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &no_core);
+}
+
+#endif

@@ -1,0 +1,131 @@
+/* What the files of cf-bench share: the workloads' sizes, the tasks, timing,
+ * the median-of-N reporting and the table of figures.
+ * SPDX-License-Identifier: MIT */
+#ifndef CF_BENCH_H
+#define CF_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------ */
+/* Workloads                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef enum bench_workload {
+    BENCH_EMPTY_THROUGHPUT,
+    BENCH_ROUNDTRIP_LATENCY,
+    BENCH_CPU_SPEEDUP,
+    BENCH_MAP_CHUNKED,
+    BENCH_SLEEP_CONCURRENCY,
+    BENCH_WORKLOAD_COUNT
+} bench_workload;
+
+const char *bench_workload_name(bench_workload w);
+const char *bench_workload_unit(bench_workload w);
+/* true when a bigger figure is better (tasks/s, x), false for times. */
+bool bench_workload_higher_is_better(bench_workload w);
+
+/* Sizes of the workloads (the full set, or the smaller --quick one). */
+typedef struct bench_params {
+    int workers;              /* 2 */
+    size_t empty_tasks;       /* 200,000 */
+    size_t roundtrips;        /* 20,000 */
+    size_t cpu_calls;         /* 100 */
+    int cpu_num;              /* 300 */
+    size_t map_items;         /* 1,000,000 */
+    size_t map_chunksize;     /* 1000 */
+    size_t sleep_tasks;       /* 100 */
+    int sleep_ms;             /* 10 */
+    int sleep_workers;        /* 10 */
+    int repeat;               /* runs per figure (median) */
+    bool quick;
+} bench_params;
+
+void bench_params_init(bench_params *p, bool quick, int repeat);
+
+/* ------------------------------------------------------------------------ */
+/* Tasks, shared by every system (on a process pool they run in the worker,  */
+/* so they take and return values only).                                     */
+/* ------------------------------------------------------------------------ */
+
+/* The seed's triple loop: total *= i*j*k over i, j, k in range(1, num),
+ * wrapping in uint64_t. */
+uint64_t bench_cpu_loop(int num);
+/* Spin for `iters` iterations of a loop the compiler cannot remove;
+ * bench_spin_calibrate() tells how many make one microsecond. */
+void bench_spin(uint64_t iters);
+uint64_t bench_spin_calibrate(void);
+void bench_sleep_ms(int ms);
+
+/* ------------------------------------------------------------------------ */
+/* Time and statistics                                                       */
+/* ------------------------------------------------------------------------ */
+
+uint64_t bench_now_ns(void); /* monotonic */
+double bench_median(double *values, size_t n); /* sorts values */
+int bench_cpu_count(void);
+
+/* ------------------------------------------------------------------------ */
+/* Figures: each printed as `system workload value unit` and kept for the    */
+/* side-by-side table.                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Report the median of n runs; prints a `# noisy:` line when the spread
+ * (max - min) / median exceeds 20%. Takes over (sorts) values. */
+void bench_report_runs(const char *system, const char *workload, double *values, size_t n,
+                       const char *unit);
+/* Report one figure as it is (e.g. parsed from another program's output). */
+void bench_report(const char *system, const char *workload, double value, const char *unit);
+/* A `# ...` note line (printed and flushed at once). */
+void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+typedef struct bench_figure {
+    char system[32];
+    char workload[48];
+    char unit[16];
+    double value;
+} bench_figure;
+
+/* The figures reported so far, in order. */
+size_t bench_figure_count(void);
+const bench_figure *bench_figure_at(size_t i);
+/* The figure of (system, workload), or NULL. */
+const bench_figure *bench_figure_find(const char *system, const char *workload);
+
+/* ------------------------------------------------------------------------ */
+/* Systems                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Run one workload `p->repeat` times and report it. Each returns false when the
+ * system is unavailable (after printing a note). */
+bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p);
+bool bench_glib_run(bench_workload w, const bench_params *p);
+/* libuv's threadpool size is fixed at first use, so libuv figures come from a
+ * child cf-bench per pool size (bench_uv_child runs inside it). */
+bool bench_uv_run(bench_workload w, const bench_params *p);
+int bench_uv_child(bench_workload w, const bench_params *p);
+bool bench_glib_available(void);
+
+/* Python's concurrent.futures through pybench.py: the five workloads (or only
+ * `workload` when >= 0; only `pool` "thread" or "process" when not NULL), or
+ * the memory figure. False if python3 is missing or the script failed. */
+bool bench_python_run(const bench_params *p, bool memory, int workload, const char *pool);
+
+/* Run argv (argv[0] searched in PATH) with extra environment `env_assign`
+ * ("NAME=value" or NULL), pass its `#` lines through, and report each
+ * `system workload value unit` line. Returns the exit status, or -1. */
+int bench_run_child(char *const argv[], const char *env_assign);
+
+/* cfutures helpers for the sweep and memory files: a pool with `workers`
+ * workers, all of them started (NULL with a note when unavailable; *code gets
+ * cf_last_error()), and the name of its system. */
+typedef struct cf_executor cf_executor;
+cf_executor *bench_cf_pool(bool process, int workers, int *code);
+const char *bench_cf_system(bool process);
+
+/* The sweep (task size x workers, both pools) and the memory figure. */
+void bench_sweep(const bench_params *p, bool want_thread, bool want_process);
+void bench_memory(const bench_params *p, bool want_thread, bool want_process);
+
+#endif

@@ -1,0 +1,403 @@
+/* cf-bench: cfutures' performance figures, and (--compare) the same workloads
+ * on Python's concurrent.futures, GLib's GThreadPool and libuv's
+ * uv_queue_work, side by side. See test/bench/README.md.
+ *
+ * Every figure is one line `system workload value unit`; notes start with '#'.
+ * SPDX-License-Identifier: MIT */
+#include "bench.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+typedef struct options {
+    bool quick, compare, sweep, memory;
+    bool thread, process; /* which cfutures pools */
+    int repeat;
+    int workload; /* -1: all */
+    bool uv_child;
+} options;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cf-bench [--quick] [--repeat N] [--system thread|process]\n"
+            "                [--workload NAME] [--sweep] [--memory] [--compare]\n"
+            "  --quick          fewer iterations (what `meson test --benchmark` runs)\n"
+            "  --repeat N       each figure is the median of N runs (default 5)\n"
+            "  --system S       only cfutures' thread or process pool\n"
+            "  --workload NAME  only empty_throughput, roundtrip_latency, cpu_speedup,\n"
+            "                   map_chunked or sleep_concurrency\n"
+            "  --sweep          task size x workers: per-task overhead and efficiency\n"
+            "  --memory         bytes per pending future (1,000,000 of them)\n"
+            "  --compare        also Python, GLib and libuv, the sweep and memory, then\n"
+            "                   a table of ratios to cfutures and the targets\n");
+}
+
+static int parse_workload(const char *name)
+{
+    for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++)
+        if (strcmp(name, bench_workload_name((bench_workload)w)) == 0)
+            return w;
+    return -1;
+}
+
+static bool parse_options(int argc, char **argv, options *o)
+{
+    *o = (options){.thread = true, .process = true, .repeat = 5, .workload = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--quick") == 0)
+            o->quick = true;
+        else if (strcmp(a, "--compare") == 0)
+            o->compare = true;
+        else if (strcmp(a, "--sweep") == 0)
+            o->sweep = true;
+        else if (strcmp(a, "--memory") == 0)
+            o->memory = true;
+        else if (strcmp(a, "--uv-child") == 0)
+            o->uv_child = true;
+        else if (strcmp(a, "--repeat") == 0 && next) {
+            o->repeat = atoi(next);
+            i++;
+            if (o->repeat < 1)
+                return false;
+        } else if (strcmp(a, "--system") == 0 && next) {
+            o->thread = strcmp(next, "thread") == 0;
+            o->process = strcmp(next, "process") == 0;
+            i++;
+            if (!o->thread && !o->process)
+                return false;
+        } else if (strcmp(a, "--workload") == 0 && next) {
+            o->workload = parse_workload(next);
+            i++;
+            if (o->workload < 0)
+                return false;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else {
+            return false;
+        }
+    }
+    /* --compare is the whole picture, unless one workload was asked for. */
+    if (o->compare && o->workload < 0)
+        o->sweep = o->memory = true;
+    return !o->uv_child || o->workload >= 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The side-by-side table                                                    */
+/* ------------------------------------------------------------------------ */
+
+static bool is_cfutures(const char *system) { return strncmp(system, "cfutures-", 9) == 0; }
+
+/* "thread" or "process": the part after the last '-'. */
+static const char *pool_kind(const char *system)
+{
+    const char *dash = strrchr(system, '-');
+    return dash ? dash + 1 : system;
+}
+
+static bool higher_is_better(const char *workload)
+{
+    int w = parse_workload(workload);
+    return w >= 0 && bench_workload_higher_is_better((bench_workload)w);
+}
+
+static bool in_table(const char *workload)
+{
+    return parse_workload(workload) >= 0 || strcmp(workload, "pending_future_memory") == 0;
+}
+
+static void print_compare_table(void)
+{
+    static const char *const rows[] = {"empty_throughput", "roundtrip_latency", "cpu_speedup",
+                                       "map_chunked", "sleep_concurrency",
+                                       "pending_future_memory"};
+    printf("#\n# side by side: ratio = figure / cfutures' figure for the same pool kind;\n"
+           "# 'cfutures x' = how many times better cfutures is (>1: cfutures wins)\n");
+    printf("# %-22s %-18s %14s %-12s %8s %11s\n", "workload", "system", "value", "unit", "ratio",
+           "cfutures x");
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        for (size_t i = 0; i < bench_figure_count(); i++) {
+            const bench_figure *f = bench_figure_at(i);
+            if (strcmp(f->workload, rows[r]) != 0 || !in_table(f->workload))
+                continue;
+            char cf_name[48];
+            snprintf(cf_name, sizeof cf_name, "cfutures-%s", pool_kind(f->system));
+            const bench_figure *cf = bench_figure_find(cf_name, f->workload);
+            char ratio[32] = "-", better[32] = "-";
+            if (cf && cf->value != 0 && f->value != 0) {
+                double q = f->value / cf->value;
+                bool hib = higher_is_better(f->workload);
+                snprintf(ratio, sizeof ratio, "%.3g", q);
+                if (!is_cfutures(f->system))
+                    snprintf(better, sizeof better, "%.3g", hib ? 1 / q : q);
+            }
+            printf("# %-22s %-18s %14.4g %-12s %8s %11s\n", f->workload, f->system, f->value,
+                   f->unit, ratio, better);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Targets (issues "Foundation" and "cf-bench side by side")                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct target {
+    const char *system, *workload;
+    const char *versus; /* NULL: absolute bound; else a ratio to this system's figure */
+    double bound;
+    bool at_least; /* figure >= bound (else <=) */
+    const char *text;
+} target;
+
+static const target targets[] = {
+    {"cfutures-thread", "empty_throughput", NULL, 3.5e6, true, ">= 3.5 M tasks/s"},
+    {"cfutures-thread", "roundtrip_latency", NULL, 5, false, "<= 5 us"},
+    {"cfutures-thread", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x"},
+    {"cfutures-thread", "map_chunked", NULL, 1e9, true, ">= 1 G items/s"},
+    {"cfutures-thread", "sleep_concurrency", NULL, 105, false, "<= 105 ms"},
+    {"cfutures-thread", "empty_throughput", "glib-thread", 2, true, ">= 2 x GLib"},
+    {"cfutures-thread", "empty_throughput", "python-thread", 50, true, ">= 50 x Python"},
+    {"cfutures-thread", "roundtrip_latency", "glib-thread", 0.2, false, "<= 1/5 of GLib"},
+    {"cfutures-thread", "pending_future_memory", NULL, 256, false, "<= 256 bytes/future"},
+    {"cfutures-process", "empty_throughput", NULL, 250e3, true, ">= 250 k tasks/s"},
+    {"cfutures-process", "roundtrip_latency", NULL, 30, false, "<= 30 us"},
+    {"cfutures-process", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x"},
+    {"cfutures-process", "map_chunked", NULL, 100e6, true, ">= 100 M items/s"},
+    {"cfutures-process", "empty_throughput", "python-process", 20, true, ">= 20 x Python"},
+    {"cfutures-process", "roundtrip_latency", "python-process", 0.2, false, "<= 1/5 of Python"},
+};
+
+static void print_targets(bool quick)
+{
+    printf("#\n# targets%s\n", quick ? " (--quick figures: indicative only)" : "");
+    printf("# %-17s %-22s %-20s %12s  %s\n", "system", "workload", "target", "measured",
+           "verdict");
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        const target *t = &targets[i];
+        const bench_figure *f = bench_figure_find(t->system, t->workload);
+        const bench_figure *v = t->versus ? bench_figure_find(t->versus, t->workload) : NULL;
+        if (!f || (t->versus && !v))
+            continue;
+        double measured = t->versus ? (v->value != 0 ? f->value / v->value : NAN) : f->value;
+        bool met = t->at_least ? measured >= t->bound : measured <= t->bound;
+        char shown[32];
+        if (t->versus)
+            snprintf(shown, sizeof shown, "%.3g x", measured);
+        else
+            snprintf(shown, sizeof shown, "%.4g", measured);
+        printf("# %-17s %-22s %-20s %12s  %s\n", t->system, t->workload, t->text, shown,
+               met ? "met" : "MISSED");
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Other programs running skew every figure: say how busy the machine was,
+ * and how much of it other programs took while cf-bench ran (from
+ * /proc/stat, minus what this process and its children used). */
+typedef struct cpu_sample {
+    double busy, total; /* seconds of all CPUs, from /proc/stat */
+    double steal;       /* seconds the hypervisor ran something else */
+    double own;         /* seconds used by cf-bench and its children */
+} cpu_sample;
+
+static bool sample_cpu(cpu_sample *c)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return false;
+    int got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                     &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (got < 5)
+        return false;
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    double idle = (double)(v[3] + v[4]);
+    double all = 0;
+    for (int i = 0; i < 8; i++)
+        all += (double)v[i];
+    c->total = all / hz;
+    c->busy = (all - idle - (double)v[7]) / hz;
+    c->steal = (double)v[7] / hz;
+    struct rusage self, children;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    c->own = 0;
+    const struct rusage *r[2] = {&self, &children};
+    for (int i = 0; i < 2; i++)
+        c->own += (double)r[i]->ru_utime.tv_sec + (double)r[i]->ru_utime.tv_usec / 1e6 +
+                  (double)r[i]->ru_stime.tv_sec + (double)r[i]->ru_stime.tv_usec / 1e6;
+    return true;
+}
+
+static cpu_sample start_sample;
+static bool have_start_sample;
+
+static void print_load(const char *when)
+{
+    double l1 = 0, l5 = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf %lf", &l1, &l5) == 2)
+            bench_note("load average %s: %.2f (1 min), %.2f (5 min)", when, l1, l5);
+        fclose(f);
+    }
+    cpu_sample now;
+    if (!have_start_sample) {
+        have_start_sample = sample_cpu(&start_sample);
+    } else if (sample_cpu(&now) && now.total > start_sample.total) {
+        /* Processes that ended during the run and were not our children
+         * still count as "others": the figure is an upper bound. */
+        double total = now.total - start_sample.total;
+        double others = (now.busy - start_sample.busy) - (now.own - start_sample.own);
+        double share = others / total;
+        double steal = (now.steal - start_sample.steal) / total;
+        bench_note("other programs used %.0f%% of the machine's CPU time during this run, "
+                   "the hypervisor took %.0f%%%s",
+                   share > 0 ? share * 100 : 0, steal * 100,
+                   share + steal > 0.10 ? ": expect noisy, pessimistic figures" : "");
+    }
+}
+
+/* On a virtual machine one virtual CPU may run several times slower than
+ * another for minutes (a busy hyperthread sibling on the host), which no load
+ * or steal figure shows. Measure each CPU's speed with a pinned thread. */
+typedef struct cpu_probe {
+    int cpu;
+    double per_us; /* spin iterations per microsecond */
+} cpu_probe;
+
+static void *probe_cpu(void *arg)
+{
+    cpu_probe *p = arg;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(p->cpu, &set);
+    p->per_us = 0;
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+        return NULL;
+    p->per_us = (double)bench_spin_calibrate();
+    return NULL;
+}
+
+static void print_cpu_speeds(const char *when)
+{
+    enum { MAX_PROBED = 16 };
+    cpu_probe probes[MAX_PROBED];
+    int n = 0;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        return;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < MAX_PROBED; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed))
+            continue;
+        probes[n].cpu = cpu;
+        pthread_t t;
+        if (pthread_create(&t, NULL, probe_cpu, &probes[n]) != 0)
+            return;
+        pthread_join(t, NULL);
+        n++;
+    }
+    char line[256] = "";
+    size_t len = 0;
+    double lo = 0, hi = 0;
+    for (int i = 0; i < n; i++) {
+        double v = probes[i].per_us;
+        if (i == 0 || v < lo)
+            lo = v;
+        if (i == 0 || v > hi)
+            hi = v;
+        int w = snprintf(line + len, sizeof line - len, "%scpu%d %.0f", i ? ", " : "",
+                         probes[i].cpu, v);
+        if (w < 0 || (size_t)w >= sizeof line - len)
+            break;
+        len += (size_t)w;
+    }
+    bench_note("CPU speed %s (spin iterations per us): %s%s", when, line,
+               lo > 0 && hi > 1.3 * lo ? ": unequal CPUs, figures unreliable" : "");
+}
+
+static void print_machine(const options *o)
+{
+    struct utsname u;
+    char model[128] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "model name", 10) == 0) {
+                const char *colon = strchr(line, ':');
+                if (colon) {
+                    snprintf(model, sizeof model, "%s", colon + 2);
+                    model[strcspn(model, "\n")] = '\0';
+                }
+                break;
+            }
+        fclose(f);
+    }
+    if (uname(&u) == 0)
+        bench_note("cf-bench on %s %s %s, %d CPUs (%s)", u.sysname, u.release, u.machine,
+                   bench_cpu_count(), model);
+    bench_note("%s, each figure the median of %d runs", o->quick ? "quick" : "full", o->repeat);
+    print_load("before");
+    print_cpu_speeds("before");
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (!parse_options(argc, argv, &o)) {
+        usage(stderr);
+        return 2;
+    }
+    bench_params p;
+    bench_params_init(&p, o.quick, o.repeat);
+    if (o.uv_child)
+        return bench_uv_child((bench_workload)o.workload, &p);
+
+    print_machine(&o);
+    bool ok = true;
+    for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++) {
+        if (o.workload >= 0 && w != o.workload)
+            continue;
+        if (o.thread)
+            ok &= bench_cfutures_run(false, (bench_workload)w, &p);
+        if (o.process)
+            bench_cfutures_run(true, (bench_workload)w, &p); /* may be unavailable */
+        if (o.compare && o.thread) {
+            if (bench_glib_available())
+                bench_glib_run((bench_workload)w, &p);
+            else if (w == 0)
+                bench_note("glib-thread: glib-2.0 not found at build time: skipped");
+            bench_uv_run((bench_workload)w, &p);
+        }
+    }
+    if (o.compare)
+        bench_python_run(&p, false, o.workload,
+                         o.thread && o.process ? NULL : o.thread ? "thread" : "process");
+    if (o.sweep)
+        bench_sweep(&p, o.thread, o.process);
+    if (o.memory) {
+        bench_memory(&p, o.thread, o.process);
+        if (o.compare)
+            bench_python_run(&p, true, -1, NULL);
+    }
+    if (o.compare)
+        print_compare_table();
+    print_targets(o.quick);
+    print_cpu_speeds("after");
+    print_load("after");
+    return ok ? 0 : 1;
+}

@@ -86,6 +86,12 @@ void cf_executor_free(cf_executor *ex)
 
 int cf__cpu_count(void)
 {
-    unsigned n = uv_available_parallelism();
-    return n >= 1 ? (int)n : 1;
+    static atomic_int cached; /* asked on every blocking wait: keep it cheap */
+    int n = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (n == 0) {
+        unsigned cpus = uv_available_parallelism();
+        n = cpus >= 1 ? (int)cpus : 1;
+        atomic_store_explicit(&cached, n, memory_order_relaxed);
+    }
+    return n;
 }

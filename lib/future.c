@@ -413,47 +413,31 @@ int cf__future_set_outcome(cf_future *f, cf__outcome *out)
 /* Waiting                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-static int cpu_count_cached(void)
-{
-    static atomic_int cached;
-    int n = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (n == 0) {
-        n = cf__cpu_count();
-        atomic_store_explicit(&cached, n, memory_order_relaxed);
-    }
-    return n;
-}
-
-/* A completion usually arrives within microseconds of the request on a
- * multi-core machine; spinning that long is cheaper than parking on a
- * condition variable (two system calls and a wake-up). */
-#define SPIN_PAUSE_NS 10000u /* busy-wait with a CPU pause */
+/* A pool's completion usually arrives within microseconds of the request on
+ * a multi-core machine; spinning that long is cheaper than parking on a
+ * condition variable (two system calls and a wake-up). The pause phase is
+ * short so that, on a busy machine where the worker shares our CPU, we soon
+ * yield it; process-pool futures only yield (the manager thread and the
+ * workers need the CPUs more than we do). */
+#define SPIN_PAUSE_NS 2000u  /* busy-wait with a CPU pause */
 #define SPIN_YIELD_NS 50000u /* then yield the CPU until this much has passed */
 
 static bool spin_until_done(cf_future *f, uint64_t deadline)
 {
-    if (cpu_count_cached() < 2)
+    if (f->spin_wait == CF__SPIN_NONE || cf__cpu_count() < 2)
         return false;
+    uint64_t pause_ns = f->spin_wait == CF__SPIN_PAUSE ? SPIN_PAUSE_NS : 0;
     uint64_t start = uv_hrtime();
     for (;;) {
         for (int i = 0; i < 64; i++) {
             if (cf__state_done(cf__future_state(f)))
                 return true;
-            cpu_relax();
+            cf__cpu_relax();
         }
         uint64_t now = uv_hrtime();
         if (now >= deadline || now - start >= SPIN_YIELD_NS)
             return false;
-        if (now - start >= SPIN_PAUSE_NS)
+        if (now - start >= pause_ns)
             sched_yield();
     }
 }

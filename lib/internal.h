@@ -111,6 +111,16 @@ int cf__chunk_result_add_copy(cf__chunk_result *chunk, void *bytes, size_t size)
 /* future.c                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* How cf__future_wait_done spins before parking on a condition variable
+ * (waking from one costs 5-15 us, more than most thread-pool tasks). */
+enum {
+    CF__SPIN_NONE = 0,  /* futures made by cf_future_new: completed by anyone */
+    CF__SPIN_PAUSE = 1, /* thread pool: completions come within microseconds
+                           from another CPU; busy-wait, then yield */
+    CF__SPIN_YIELD = 2, /* process pool: completions come after a pipe round
+                           trip through the manager thread; only yield */
+};
+
 typedef enum cf__state {
     CF__PENDING,
     CF__RUNNING,
@@ -143,6 +153,8 @@ struct cf_future {
     atomic_int state;          /* cf__state; written under lock, read lock-free */
     atomic_int refs;
     int status;                /* finished: 0, CF_ETASK, CF_EBROKEN or CF_ETIMEDOUT */
+    unsigned char spin_wait;   /* how a waiter spins before it blocks (CF__SPIN_*),
+                                  set by the backend that will complete it */
     void *value;
     void *owned;               /* freed with owned_free when the future goes */
     void (*owned_free)(void *);
@@ -220,7 +232,17 @@ struct cf_executor {
  * Takes ownership of the call's owned memory (also on failure). */
 cf_future *cf__submit_call(cf_executor *ex, cf__call *call);
 
-/* Number of CPUs this process may use (>= 1). */
+/* Number of CPUs this process may use (>= 1); asked once, then cached. */
 int cf__cpu_count(void);
+
+/* Tell the CPU we are busy-waiting (cheaper for the sibling hyper-thread). */
+static inline void cf__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 #endif /* CF_INTERNAL_H */

@@ -991,6 +991,7 @@ static int pool_submit(cf_executor *ex, cf_future *f)
     pool *p = (pool *)ex;
     if (cf__wire_call_data_size(&f->call) > p->max_message)
         return CF_ETOOBIG;
+    f->spin_wait = CF__SPIN_YIELD;
     int rc = 0;
     uv_mutex_lock(&p->lock);
     if (p->shutdown) {

@@ -77,15 +77,6 @@ static _Thread_local thread_pool *current_pool;
 static const char broken_message[] =
     "A thread initializer failed, the thread pool is not usable anymore";
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* ------------------------------------------------------------------------ */
 /* Queue                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -96,7 +87,7 @@ static void pop_lock(thread_pool *pool)
 {
     while (atomic_exchange_explicit(&pool->pop_lock, true, memory_order_acquire)) {
         for (int i = 0; atomic_load_explicit(&pool->pop_lock, memory_order_relaxed); i++) {
-            cpu_relax();
+            cf__cpu_relax();
             if (i == 64) { /* the holder may have been preempted */
                 sched_yield();
                 i = 0;
@@ -216,7 +207,7 @@ static bool spin_for_work(thread_pool *pool)
         for (int i = 0; i < 32; i++) {
             if (queue_nonempty(pool, memory_order_relaxed) || should_stop(pool))
                 return true;
-            cpu_relax();
+            cf__cpu_relax();
         }
         if (uv_hrtime() - start >= SPIN_NS)
             return false;
@@ -383,6 +374,7 @@ static int start_worker(thread_pool *pool)
 static int thread_pool_submit(cf_executor *ex, cf_future *f)
 {
     thread_pool *pool = (thread_pool *)ex;
+    f->spin_wait = CF__SPIN_PAUSE;
     uv_mutex_lock(&pool->submit_lock);
     if (pool->broken || pool->shut_down) {
         int rc = pool->broken ? CF_EBROKEN : CF_ESHUTDOWN;

@@ -161,8 +161,9 @@ CF_API size_t cf_future_result_size(cf_future *f);
  * or exc) or CF_ESYSTEM. Blocks. */
 CF_API int cf_future_exception(cf_future *f, double timeout, const cf_exception **exc);
 /* Call cb(f, userdata) once the future is done (finished or cancelled): in the
- * thread that completes it, in registration order, or at once in this thread
- * if it is already done. Callbacks must not block for long; they may call any
+ * thread that completes it (a thread pool's worker, a process pool's manager
+ * thread, or whoever calls cf_future_cancel / cf_future_set_*), in
+ * registration order, or at once in this thread if it is already done. Callbacks must not block for long; they may call any
  * cfutures function, including releasing f. Returns 0, CF_EINVAL or CF_ENOMEM. */
 CF_API int cf_future_add_done_callback(cf_future *f, cf_done_fn cb, void *userdata);
 
@@ -211,7 +212,10 @@ typedef struct cf_process_pool_opts {
 
 /* Create a pool (opts may be NULL: all defaults). Workers start lazily, on
  * demand, and idle ones are reused. NULL on failure with cf_last_error():
- * CF_EINVAL (bad option), CF_ENOMEM, CF_ESYSTEM. */
+ * CF_EINVAL (bad option), CF_ENOMEM, CF_ESYSTEM.
+ * A process pool's workers are this program's executable started again (no
+ * code needed in main: the library takes over before main in a worker); a
+ * manager thread owns them. Safe to call from a program that runs threads. */
 CF_API cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts);
 CF_API cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts);
 

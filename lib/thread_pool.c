@@ -3,7 +3,16 @@
  * Queue: submitters push futures (linked through f->queue_next) onto a
  * lock-free stack, the inbox; a worker that finds its FIFO empty takes the
  * whole inbox at once and reverses it into the shared FIFO (under pop_lock,
- * which only workers take). Submitters and workers thus never share a lock.
+ * which only workers take). Submitters and workers thus never share a lock,
+ * and workers look at the inbox (the submitters' cache line) only when the
+ * FIFO is empty.
+ *
+ * Submit takes no lock either: shutdown (and a failed initializer) closes
+ * the inbox by setting its low bit, after which no push succeeds, so every
+ * accepted future is in the queue before shutdown drains or cancels it. Only
+ * submits made before every thread runs take submit_lock (they may start
+ * one); they count themselves in `growing` first, and shutdown waits for them
+ * so that the thread count it joins is final.
  *
  * Wake-ups: one worker with nothing to do polls the queue briefly (only one:
  * more would take CPU from submitters and tasks), the others count themselves
@@ -31,6 +40,7 @@
 #define MAX_DEFAULT_WORKERS 32
 #define THREAD_NAME_MAX 15 /* Linux: 16 bytes with the NUL */
 #define SPIN_NS 30000u     /* how long an idle worker polls before parking */
+#define INBOX_CLOSED ((uintptr_t)1) /* low bit of inbox: no more pushes */
 
 typedef struct thread_pool {
     /* Read-mostly: polled by idle workers. */
@@ -40,14 +50,13 @@ typedef struct thread_pool {
     int (*initializer)(void *initarg);
     void *initarg;
     bool spin;               /* more than one CPU: polling can pay off */
-    atomic_bool stopping;    /* set after shut_down: workers exit once the queue is empty */
+    atomic_bool stopping;    /* set by shutdown: workers exit once the queue is empty */
     atomic_bool all_started; /* nthreads == max_workers: no need to count idle workers */
+    atomic_bool broken;      /* an initializer failed (set before the inbox closes) */
     atomic_int next_name;    /* n of "<prefix>_<n>" */
 
-    /* Submit side, under submit_lock. */
+    /* Starting threads, under submit_lock. */
     alignas(64) uv_mutex_t submit_lock;
-    bool shut_down;
-    bool broken;
     int nthreads;
     int threads_cap;
     uv_thread_t *threads;
@@ -56,7 +65,10 @@ typedef struct thread_pool {
     uv_mutex_t join_lock;
     int joined;
 
-    alignas(64) _Atomic(cf_future *) inbox; /* LIFO stack, pushed by submitters */
+    /* Submitters: a LIFO stack of cf_future * (INBOX_CLOSED: closed), and
+     * the submits that may start a thread (see the top of the file). */
+    alignas(64) atomic_uintptr_t inbox;
+    atomic_int growing;
 
     alignas(64) atomic_int sleepers; /* workers parked (or about to) on wake */
     atomic_int spinning;             /* workers polling the queue (usually 0 or 1) */
@@ -101,25 +113,42 @@ static void pop_unlock(thread_pool *pool)
     atomic_store_explicit(&pool->pop_lock, false, memory_order_release);
 }
 
-static void inbox_push(thread_pool *pool, cf_future *f)
+/* Push f unless the inbox is closed: true if pushed. */
+static bool inbox_push(thread_pool *pool, cf_future *f)
 {
-    cf_future *head = atomic_load_explicit(&pool->inbox, memory_order_relaxed);
-    do
-        f->queue_next = head;
-    while (!atomic_compare_exchange_weak_explicit(&pool->inbox, &head, f, memory_order_seq_cst,
-                                                  memory_order_relaxed));
+    uintptr_t head = atomic_load_explicit(&pool->inbox, memory_order_relaxed);
+    do {
+        if (head & INBOX_CLOSED) {
+            f->queue_next = NULL;
+            return false;
+        }
+        f->queue_next = (cf_future *)head;
+    } while (!atomic_compare_exchange_weak_explicit(&pool->inbox, &head, (uintptr_t)f,
+                                                    memory_order_seq_cst, memory_order_relaxed));
+    return true;
 }
 
+static void inbox_close(thread_pool *pool)
+{
+    atomic_fetch_or_explicit(&pool->inbox, INBOX_CLOSED, memory_order_seq_cst);
+}
+
+/* The FIFO first: it is the workers' own line, the inbox the submitters'. */
 static bool queue_nonempty(thread_pool *pool, memory_order order)
 {
-    return atomic_load_explicit(&pool->inbox, order) != NULL ||
-           atomic_load_explicit(&pool->fifo, order) != NULL;
+    return atomic_load_explicit(&pool->fifo, order) != NULL ||
+           (atomic_load_explicit(&pool->inbox, order) & ~INBOX_CLOSED) != 0;
 }
 
-/* Take the inbox and return it in submission order. */
+/* Take the inbox (keeping its closed bit) and return it in submission order. */
 static cf_future *inbox_take_fifo(thread_pool *pool)
 {
-    cf_future *list = atomic_exchange_explicit(&pool->inbox, NULL, memory_order_acquire);
+    uintptr_t head = atomic_load_explicit(&pool->inbox, memory_order_relaxed);
+    while ((head & ~INBOX_CLOSED) != 0 &&
+           !atomic_compare_exchange_weak_explicit(&pool->inbox, &head, head & INBOX_CLOSED,
+                                                  memory_order_acquire, memory_order_relaxed))
+        ;
+    cf_future *list = (cf_future *)(head & ~INBOX_CLOSED);
     cf_future *fifo = NULL;
     while (list) {
         cf_future *next = list->queue_next;
@@ -242,26 +271,37 @@ static void wait_for_work(thread_pool *pool)
 /* Workers                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Whether a worker counts in `idle`. Each submit (before all threads run)
+ * either claims an idle worker or starts one, and pushes after that; a
+ * worker starts CLAIMED, for the future its starter is about to push, so
+ * that it does not count itself idle (a second time) if it finds the queue
+ * empty before that push. */
+typedef enum worker_idle {
+    WORKER_CLAIMED, /* started for a future not taken yet: not counted */
+    WORKER_BUSY,    /* not counted */
+    WORKER_IDLE,    /* counted in pool->idle (unless a submit took it off) */
+} worker_idle;
+
 /* Count this worker idle (while that matters: not all threads started yet).
  * A worker does so just BEFORE it completes a future, so that a submit made
  * by whoever saw that future complete finds it idle, and reuses it. */
-static void become_idle(thread_pool *pool, bool *idle_counted)
+static void become_idle(thread_pool *pool, worker_idle *state)
 {
-    if (!*idle_counted && !atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
+    if (*state == WORKER_BUSY && !atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&pool->idle, 1, memory_order_seq_cst);
-        *idle_counted = true;
+        *state = WORKER_IDLE;
     }
 }
 
-static void stop_being_idle(thread_pool *pool, bool *idle_counted)
+/* This worker took a future. */
+static void stop_being_idle(thread_pool *pool, worker_idle *state)
 {
-    if (*idle_counted) {
+    if (*state == WORKER_IDLE)
         take_one(&pool->idle); /* unless a submit claimed us already */
-        *idle_counted = false;
-    }
+    *state = WORKER_BUSY;
 }
 
-static void run_future(thread_pool *pool, cf_future *f, bool *idle_counted)
+static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
 {
     if (cf_future_set_running_or_notify_cancel(f)) {
         cf__call *call = &f->call;
@@ -269,12 +309,12 @@ static void run_future(thread_pool *pool, cf_future *f, bool *idle_counted)
             cf__outcome out;
             cf__run_call(call->fn, call->arg, &out);
             cf__call_clear(call);
-            become_idle(pool, idle_counted);
+            become_idle(pool, idle_state);
             cf__future_set_outcome(f, &out);
         } else {
             cf__chunk_result *chunk = cf__run_chunk(call);
             cf__call_clear(call);
-            become_idle(pool, idle_counted);
+            become_idle(pool, idle_state);
             if (chunk)
                 cf__future_set_owned(f, chunk, chunk, cf__chunk_result_free, 0);
             else
@@ -286,12 +326,12 @@ static void run_future(thread_pool *pool, cf_future *f, bool *idle_counted)
     cf_future_unref(f); /* the executor's reference */
 }
 
-/* Fail every queued future: the pool is broken. */
+/* Fail every queued future: the pool is broken. Every push that succeeded
+ * came before the close, so queue_take_all finds it. */
 static void pool_break(thread_pool *pool)
 {
-    uv_mutex_lock(&pool->submit_lock);
-    pool->broken = true;
-    uv_mutex_unlock(&pool->submit_lock);
+    atomic_store_explicit(&pool->broken, true, memory_order_seq_cst);
+    inbox_close(pool);
     cf_future *f = queue_take_all(pool);
     while (f) {
         cf_future *next = f->queue_next;
@@ -321,16 +361,16 @@ static void worker_main(void *arg)
         pool_break(pool);
         return;
     }
-    bool idle_counted = false;
+    worker_idle idle_state = WORKER_CLAIMED;
     for (;;) {
         cf_future *f = queue_pop(pool);
         if (f) {
-            stop_being_idle(pool, &idle_counted);
+            stop_being_idle(pool, &idle_state);
             /* More work queued: a submit may have left it to the poller (or
              * to us), so pass a wake-up on before running this one. */
             if (queue_nonempty(pool, memory_order_seq_cst))
                 wake_one(pool);
-            run_future(pool, f, &idle_counted);
+            run_future(pool, f, &idle_state);
             continue;
         }
         /* Every push happened before `stopping` was set: seeing it set and
@@ -339,10 +379,10 @@ static void worker_main(void *arg)
             f = queue_pop(pool);
             if (!f)
                 break;
-            run_future(pool, f, &idle_counted);
+            run_future(pool, f, &idle_state);
             continue;
         }
-        become_idle(pool, &idle_counted);
+        become_idle(pool, &idle_state);
         wait_for_work(pool);
     }
 }
@@ -371,29 +411,53 @@ static int start_worker(thread_pool *pool)
 /* Ops                                                                       */
 /* ------------------------------------------------------------------------ */
 
+static int closed_code(thread_pool *pool)
+{
+    return atomic_load_explicit(&pool->broken, memory_order_seq_cst) ? CF_EBROKEN : CF_ESHUTDOWN;
+}
+
+/* After pushing f while not all threads run (under submit_lock): reuse an
+ * idle worker, else start one. If no worker exists and none can start, f is
+ * taken back: nobody else pushed meanwhile (every submit that could runs
+ * this path, under the same lock) and no worker exists to pop it. */
+static int grow(thread_pool *pool, cf_future *f)
+{
+    if (take_one(&pool->idle) || pool->nthreads == pool->max_workers)
+        return 0;
+    int rc = start_worker(pool);
+    if (rc == 0 || pool->nthreads > 0)
+        return 0; /* the running workers will get to it */
+    uintptr_t head = (uintptr_t)f;
+    uintptr_t rest = (uintptr_t)f->queue_next;
+    /* Only shutdown's close may have changed the inbox: keep its bit. */
+    while (!atomic_compare_exchange_weak_explicit(&pool->inbox, &head,
+                                                  rest | (head & INBOX_CLOSED),
+                                                  memory_order_seq_cst, memory_order_relaxed))
+        ;
+    f->queue_next = NULL;
+    return rc;
+}
+
 static int thread_pool_submit(cf_executor *ex, cf_future *f)
 {
     thread_pool *pool = (thread_pool *)ex;
     f->spin_wait = CF__SPIN_PAUSE;
-    uv_mutex_lock(&pool->submit_lock);
-    if (pool->broken || pool->shut_down) {
-        int rc = pool->broken ? CF_EBROKEN : CF_ESHUTDOWN;
+    if (atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
+        if (!inbox_push(pool, f))
+            return closed_code(pool);
+    } else {
+        /* Counted first, so that shutdown waits for a thread we start. The
+         * push comes before the worker starts, as in Python: a pool whose
+         * initializer fails still accepts the first submit, whose future
+         * then fails with CF_EBROKEN. */
+        atomic_fetch_add_explicit(&pool->growing, 1, memory_order_seq_cst);
+        uv_mutex_lock(&pool->submit_lock);
+        int rc = inbox_push(pool, f) ? grow(pool, f) : closed_code(pool);
         uv_mutex_unlock(&pool->submit_lock);
-        return rc;
-    }
-    inbox_push(pool, f);
-    if (pool->nthreads < pool->max_workers && !take_one(&pool->idle)) {
-        int rc = start_worker(pool);
-        if (rc != 0 && pool->nthreads == 0) {
-            /* No worker will ever run it: take it back. Nobody else pushes
-             * (we hold submit_lock) and no worker exists to pop. */
-            atomic_store_explicit(&pool->inbox, f->queue_next, memory_order_relaxed);
-            f->queue_next = NULL;
-            uv_mutex_unlock(&pool->submit_lock);
+        atomic_fetch_sub_explicit(&pool->growing, 1, memory_order_seq_cst);
+        if (rc != 0)
             return rc;
-        }
     }
-    uv_mutex_unlock(&pool->submit_lock);
     wake_one(pool);
     return 0;
 }
@@ -401,8 +465,12 @@ static int thread_pool_submit(cf_executor *ex, cf_future *f)
 static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
 {
     thread_pool *pool = (thread_pool *)ex;
+    inbox_close(pool);
+    /* A submit that pushed before the close and may start a thread counted
+     * itself in `growing` before its push: wait for it to finish. */
+    while (atomic_load_explicit(&pool->growing, memory_order_seq_cst) != 0)
+        sched_yield();
     uv_mutex_lock(&pool->submit_lock);
-    pool->shut_down = true;
     int nthreads = pool->nthreads; /* final: no submit starts a thread now */
     uv_mutex_unlock(&pool->submit_lock);
 

@@ -208,16 +208,26 @@ cf__chunk_result *cf__run_chunk(const cf__call *call)
     memset(&out, 0, sizeof out);
     cf__outcome *outer = current;
     current = &out;
+    /* Locals, so that the loop keeps them in registers across the calls. */
     cf_fn fn = call->fn;
-    for (size_t i = 0; i < call->count; i++) {
-        void *arg = call->arg_size ? (void *)(call->item_bytes + i * call->arg_size)
-                                   : call->items[i];
+    void *const *items = call->items;
+    const unsigned char *bytes = call->item_bytes;
+    size_t n = call->count, arg_size = call->arg_size, k = 0;
+    void **values = chunk->values;
+    for (size_t i = 0; i < n; i++) {
+        void *arg = arg_size ? (void *)(bytes + i * arg_size) : items[i];
         void *ret = fn(arg);
-        if (out.status == 0 && !out.copy)
-            chunk->values[chunk->count++] = ret;
-        else if (!chunk_settle_item(chunk, &out, ret))
+        if (__builtin_expect(out.status == 0 && !out.copy, 1)) {
+            values[k++] = ret;
+            continue;
+        }
+        chunk->count = k;
+        bool go_on = chunk_settle_item(chunk, &out, ret);
+        k = chunk->count;
+        if (!go_on)
             break;
     }
+    chunk->count = k;
     current = outer;
     return chunk;
 }

@@ -4,10 +4,12 @@
 #include "check.h"
 
 #include <cfutures.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #define V(n) ((void *)(intptr_t)(n))
@@ -629,6 +631,62 @@ static void on_done(cf_future *f, void *userdata)
 }
 
 /* The executor keeps no reference to a finished future, argument or result. */
+/* Threads of this process, from /proc/self/task. */
+static int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* pthread_join returns once the kernel clears the thread's tid, a moment
+ * before it drops the thread from /proc/self/task: wait (at most 5 s) for the
+ * kernel's bookkeeping, not for the pool. A thread the pool left running
+ * stays listed, and the test fails. */
+static int thread_count_settled(int expected)
+{
+    int n = thread_count();
+    for (int i = 0; i < 5000 && n != expected; i++) {
+        nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+        n = thread_count();
+    }
+    return n;
+}
+
+/* No worker thread outlives cf_executor_free: neither after a plain free,
+ * nor after shutdown(wait=false) with tasks still running. */
+static void test_no_thread_outlives_free(void)
+{
+    enum { N = 4 };
+    int before = thread_count();
+    for (int round = 0; round < 2; round++) {
+        cf_executor *ex = pool(N);
+        gate_new();
+        started_reset();
+        cf_future *fs[N];
+        for (int i = 0; i < N; i++)
+            CHECK(fs[i] = cf_submit(ex, task_blocked, V(i)));
+        started_wait(N); /* N workers run */
+        CHECK(thread_count() >= before + N);
+        if (round == 1)
+            CHECK_EQ(cf_executor_shutdown(ex, false, false), 0); /* returns at once */
+        gate_open();
+        cf_executor_free(ex);
+        CHECK_EQ(thread_count_settled(before), before);
+        for (int i = 0; i < N; i++) {
+            CHECK(cf_future_done(fs[i])); /* free waited for the work */
+            cf_future_unref(fs[i]);
+        }
+        gate_free();
+    }
+}
+
 static void test_no_reference_kept(void)
 {
     CHECK_EQ(cf_set_alloc_funcs(count_malloc, count_realloc, count_free), 0);
@@ -687,6 +745,7 @@ int main(void)
     RUN(test_raise);
     RUN(test_bad_input);
     RUN(test_no_reference_kept);
+    RUN(test_no_thread_outlives_free);
     fprintf(stderr, "test_thread_pool: all passed\n");
     return 0;
 }

@@ -341,36 +341,36 @@ static uint8_t get_u8(get *r)
     const unsigned char *p = get_bytes(r, 1);
     return p ? *p : 0;
 }
+/* Copy n bytes out (native order: both ends are the same program); on a
+ * short input *v keeps its zero and the cursor turns bad. */
+static void get_into(get *r, void *v, size_t n)
+{
+    const unsigned char *p = get_bytes(r, n);
+    if (p)
+        memcpy(v, p, n);
+}
 static uint16_t get_u16(get *r)
 {
     uint16_t v = 0;
-    const unsigned char *p = get_bytes(r, 2);
-    if (p)
-        memcpy(&v, p, 2);
+    get_into(r, &v, sizeof v);
     return v;
 }
 static uint32_t get_u32(get *r)
 {
     uint32_t v = 0;
-    const unsigned char *p = get_bytes(r, 4);
-    if (p)
-        memcpy(&v, p, 4);
+    get_into(r, &v, sizeof v);
     return v;
 }
 static int32_t get_i32(get *r)
 {
     int32_t v = 0;
-    const unsigned char *p = get_bytes(r, 4);
-    if (p)
-        memcpy(&v, p, 4);
+    get_into(r, &v, sizeof v);
     return v;
 }
 static uint64_t get_u64(get *r)
 {
     uint64_t v = 0;
-    const unsigned char *p = get_bytes(r, 8);
-    if (p)
-        memcpy(&v, p, 8);
+    get_into(r, &v, sizeof v);
     return v;
 }
 /* A u64 byte count that must fit in what is left. */

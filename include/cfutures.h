@@ -163,12 +163,15 @@ CF_API int cf_future_exception(cf_future *f, double timeout, const cf_exception 
 /* Call cb(f, userdata) once the future is done (finished or cancelled): in the
  * thread that completes it (a thread pool's worker, a process pool's manager
  * thread, or whoever calls cf_future_cancel / cf_future_set_*), in
- * registration order, or at once in this thread if it is already done. Callbacks must not block for long; they may call any
- * cfutures function, including releasing f. Returns 0, CF_EINVAL or CF_ENOMEM. */
+ * registration order, or at once in this thread if it is already done.
+ * The future keeps no reference to userdata's memory beyond calling cb once.
+ * Callbacks must not block for long; they may call any cfutures function,
+ * including releasing f. Does not block. Returns 0, CF_EINVAL or CF_ENOMEM
+ * (then cb will not be called). */
 CF_API int cf_future_add_done_callback(cf_future *f, cf_done_fn cb, void *userdata);
 
 /* For executor authors and tests, as in Python. */
-/* A new pending future, one reference; NULL with CF_ENOMEM. */
+/* A new pending future, one reference; NULL with CF_ENOMEM or CF_ESYSTEM. */
 CF_API cf_future *cf_future_new(void);
 /* pending -> running, returns true. cancelled -> cancelled-and-notified, wakes
  * waiters, returns false. In any other state returns false and sets
@@ -201,13 +204,15 @@ typedef struct cf_thread_pool_opts {
 
 typedef struct cf_process_pool_opts {
     int max_workers;         /* 0: number of CPUs; < 0: CF_EINVAL */
-    int max_tasks_per_child; /* 0: unlimited; else the worker is replaced after N tasks */
+    int max_tasks_per_child; /* 0: unlimited; else the worker is replaced after N tasks;
+                                < 0: CF_EINVAL */
     double task_timeout;     /* 0: none; else a task running longer is killed with its
                                 worker, fails with CF_ETIMEDOUT (result and exception
-                                code), and the worker is replaced */
+                                code), and the worker is replaced. < 0 or > 1e9: CF_EINVAL */
     int (*initializer)(void *initarg); /* runs in each worker; initarg travels as a value */
     void *initarg;
-    size_t max_message;      /* 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit */
+    size_t max_message;      /* 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit;
+                                values above 1 GiB count as 1 GiB */
 } cf_process_pool_opts;
 
 /* Create a pool (opts may be NULL: all defaults). Workers start lazily, on
@@ -267,6 +272,8 @@ CF_API cf_as_completed *cf_as_completed_new(cf_future *const *fs, size_t n, doub
  * yielded, CF_ETIMEDOUT: the deadline passed with futures still pending (a
  * later call yields those that completed since), CF_EINVAL. Blocks. */
 CF_API int cf_as_completed_next(cf_as_completed *it, cf_future **f);
+/* Release the iterator and its references to the futures (the futures stay
+ * valid for their other holders). Does not block. NULL-safe. */
 CF_API void cf_as_completed_free(cf_as_completed *it);
 
 /* ------------------------------------------------------------------------ */
@@ -283,27 +290,37 @@ typedef struct cf_map_opts {
 
 typedef struct cf_map_iter cf_map_iter;
 /* fn over args[0..n). Submits every task now (buffersize 0), or buffersize
- * tasks now and one more on each cf_map_next. NULL with cf_last_error():
- * CF_EINVAL (NULL ex or fn, args NULL with n > 0, negative timeout, arg_size
- * with NULL args[i]), CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG. */
+ * tasks now and one more on each cf_map_next. args (and, with arg_size, the
+ * bytes args[i] point at) are read when an item is submitted: with buffersize
+ * 0 the caller may free them when cf_map returns; with buffersize they must
+ * stay valid until cf_map_free. The iterator is the caller's, to release with
+ * cf_map_free. NULL with cf_last_error(): CF_EINVAL (NULL ex or fn, args NULL
+ * with n > 0, negative timeout, arg_size with NULL args[i]), CF_ESHUTDOWN,
+ * CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
 CF_API cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
                            const cf_map_opts *opts);
 /* Like cf_map over a generator: next_arg(userdata, &arg) returns true and sets
  * arg for each item, false at the end (with arg_size, arg points at arg_size
- * bytes, copied at once). Without buffersize the source is drained at once;
- * with buffersize b an unbounded source works. */
+ * bytes, copied at once). next_arg runs in the thread calling cf_map or
+ * cf_map_next, never after cf_map_free or once it returned false. Without
+ * buffersize the source is drained at once; with buffersize b an unbounded
+ * source works. Returns like cf_map (CF_EINVAL also for NULL next_arg). */
 typedef bool (*cf_arg_source)(void *userdata, void **arg);
 CF_API cf_map_iter *cf_map_source(cf_executor *ex, cf_fn fn, cf_arg_source next_arg,
                                   void *userdata, const cf_map_opts *opts);
 /* 1: *value is the next result (a cf_return_copy result stays valid until the
  * next call), 0: the end, < 0: that item's error (CF_ETASK, CF_EBROKEN,
- * CF_ECANCELLED, CF_ETIMEDOUT for the map's timeout, CF_ESHUTDOWN, ...), after
- * which the rest is cancelled and later calls return 0. Blocks. */
+ * CF_ECANCELLED, CF_ETIMEDOUT for the map's timeout, CF_ESHUTDOWN, CF_ENOMEM,
+ * ...), after which the rest is cancelled and later calls return 0. CF_EINVAL
+ * for a NULL iterator. `value` may be NULL. Blocks until the item is done or
+ * the map's timeout passes; with buffersize, first submits one more item. */
 CF_API int cf_map_next(cf_map_iter *it, void **value);
 /* The exception of the item whose error cf_map_next last returned (NULL if
  * none or not a task failure); valid until cf_map_free. */
 CF_API const cf_exception *cf_map_exception(cf_map_iter *it);
-/* Cancel whatever has not started and release everything. NULL-safe. */
+/* Cancel whatever has not started and release everything (results included).
+ * Does not wait for tasks already running: they finish on their own and their
+ * results are dropped. NULL-safe. */
 CF_API void cf_map_free(cf_map_iter *it);
 
 /* ------------------------------------------------------------------------ */

@@ -56,13 +56,6 @@ static cf_executor *pool_new(cf_process_pool_opts opts)
     return ex;
 }
 
-static intptr_t result_of(cf_future *f)
-{
-    void *v = NULL;
-    CHECK_EQ(cf_future_result(f, CF_FOREVER, &v), 0);
-    return I(v);
-}
-
 static const cf_exception *broken_exception(cf_future *f)
 {
     CHECK_EQ(cf_future_result(f, CF_FOREVER, NULL), CF_EBROKEN);

@@ -36,11 +36,9 @@ static void *task_pid(void *arg)
 static intptr_t run(cf_executor *ex, cf_fn fn, intptr_t arg)
 {
     cf_future *f = cf_submit(ex, fn, V(arg));
-    CHECK(f);
-    void *v = NULL;
-    CHECK_EQ(cf_future_result(f, CF_FOREVER, &v), 0);
+    intptr_t v = result_of(f);
     cf_future_unref(f);
-    return I(v);
+    return v;
 }
 
 static void test_linked_library(void)

@@ -83,13 +83,6 @@ static cf_executor *pool_new(int workers)
     return ex;
 }
 
-static intptr_t result_of(cf_future *f)
-{
-    void *v = NULL;
-    CHECK_EQ(cf_future_result(f, CF_FOREVER, &v), 0);
-    return I(v);
-}
-
 /* --- tests --- */
 
 static void test_submit_result(void)

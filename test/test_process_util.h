@@ -9,6 +9,8 @@
 
 #include "check.h"
 
+#include <cfutures.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +33,15 @@ const char *__tsan_default_suppressions(void)
 
 #define V(n) ((void *)(intptr_t)(n))
 #define I(p) ((intptr_t)(p))
+
+/* The value of a future that must succeed. */
+static inline intptr_t result_of(cf_future *f)
+{
+    void *v = NULL;
+    CHECK(f != NULL);
+    CHECK_EQ(cf_future_result(f, CF_FOREVER, &v), 0);
+    return I(v);
+}
 
 enum { STARTED_R = 200, STARTED_W, GATE_R, GATE_W };
 static const int started[2] = { STARTED_R, STARTED_W };

@@ -6,8 +6,7 @@
 #include "internal.h"
 
 #include "check.h"
-#include "fnref.h"
-#include "wire.h"
+#include "wire_decode.h"
 
 #include <signal.h>
 #include <string.h>
@@ -42,38 +41,13 @@ static int one_frame(const cf__buf *b, cf__frame *fr)
     return cf__wire_next_frame(b->data, b->len, SIZE_MAX, fr);
 }
 
-/* Run every decoder over one frame; free whatever a success allocated. */
-static void decode_all(const cf__frame *fr)
-{
-    cf__wire_init init;
-    cf__wire_task task;
-    uint64_t u;
-    int code;
-    char *msg;
-    cf__outcome out;
-    cf__chunk_result *chunk;
-    (void)cf__wire_get_init(fr, &init);
-    if (cf__wire_get_task(fr, &task) == 0 && task.fnref) {
-        uintptr_t addr;
-        (void)cf__fnref_resolve(task.fnref, task.fnref_len, &addr);
-    }
-    (void)cf__wire_get_ready(fr, &u);
-    if (cf__wire_get_init_fail(fr, &code, &msg) == 0)
-        cf__free(msg);
-    if (cf__wire_get_result(fr, &out, &u) == 0)
-        cf__outcome_clear(&out);
-    for (size_t max = 0; max < 6; max++)
-        if (cf__wire_get_chunk_result(fr, max, &chunk, &u) == 0)
-            cf__chunk_result_free(chunk);
-}
-
 /* Decode buf[0..len) frame by frame, as a reader would. */
 static void decode_stream(const unsigned char *buf, size_t len)
 {
     size_t pos = 0;
     cf__frame fr;
     while (cf__wire_next_frame(buf + pos, len - pos, 1 << 20, &fr) == 1) {
-        decode_all(&fr);
+        wire_decode_all(&fr, true);
         pos += fr.total;
     }
 }
@@ -323,7 +297,7 @@ static void test_garbage_refused(void)
             CHECK(copy != NULL);
             memcpy(copy, fr.payload, cut);
             t.payload = copy;
-            decode_all(&t);
+            wire_decode_all(&t, true);
             cf__free(copy);
         }
         pos += fr.total;

@@ -6,38 +6,11 @@
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
-#include "fnref.h"
-#include "wire.h"
+#include "../wire_decode.h"
 
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void decode_all(const cf__frame *fr)
-{
-    cf__wire_init init;
-    cf__wire_task task;
-    uint64_t u;
-    int code;
-    char *msg;
-    cf__outcome out;
-    cf__chunk_result *chunk;
-    if (cf__wire_get_init(fr, &init) == 0 && init.fnref) {
-        char desc[128];
-        cf__fnref_describe(init.fnref, init.fnref_len, desc, sizeof desc);
-    }
-    (void)cf__wire_get_task(fr, &task);
-    (void)cf__wire_get_ready(fr, &u);
-    if (cf__wire_get_init_fail(fr, &code, &msg) == 0)
-        cf__free(msg);
-    if (cf__wire_get_result(fr, &out, &u) == 0)
-        cf__outcome_clear(&out);
-    for (size_t max = 0; max < 4; max++)
-        if (cf__wire_get_chunk_result(fr, max, &chunk, &u) == 0)
-            cf__chunk_result_free(chunk);
-    if (cf__wire_get_chunk_result(fr, SIZE_MAX / 16, &chunk, &u) == 0)
-        cf__chunk_result_free(chunk);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -50,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t pos = 0;
     cf__frame fr;
     while (cf__wire_next_frame(buf + pos, size - pos, 1u << 20, &fr) == 1) {
-        decode_all(&fr);
+        wire_decode_all(&fr, false);
         pos += fr.total;
     }
     (void)cf__fnref_check(buf, size);

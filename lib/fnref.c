@@ -168,10 +168,10 @@ static int resolve_cb(struct dl_phdr_info *info, size_t size, void *data)
     if (r->id_len > 0) {
         const unsigned char *id = NULL;
         size_t id_len = object_build_id(info, &id);
+        /* The build-id names the object; its path may differ here. The
+         * first object with this build-id whose code holds the offset wins. */
         if (id_len != r->id_len || memcmp(id, r->id, id_len) != 0)
             return 0;
-        /* The same build-id in the main program and a library cannot both
-         * hold the code: prefer the one whose path matches, else take it. */
     } else {
         const char *path = object_path(info, index);
         if (strlen(path) != r->path_len || memcmp(path, r->path, r->path_len) != 0)

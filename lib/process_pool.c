@@ -46,9 +46,9 @@ static unsigned window_for(uint64_t avg_ns, bool known)
         return 3;
     return 2;
 }
-#define READ_CHUNK (64u * 1024u)
 #define BYTES_AHEAD ((size_t)16 * 1024 * 1024) /* unsent bytes per worker before we hold back */
 #define FNCACHE_SLOTS 64u
+#define KEEP_BUF ((size_t)1024 * 1024) /* larger I/O buffers are freed once empty */
 
 typedef struct fqueue {
     cf_future *head, *tail;
@@ -140,7 +140,8 @@ struct pool {
     uint64_t initarg;
     char *exepath;
 
-    /* Shared, under lock. */
+    /* Shared, under lock. broken and broken_message are written by the
+     * manager only (pool_break), so the manager reads them without the lock. */
     uv_mutex_t lock;
     uv_cond_t cond;
     fqueue pending;
@@ -165,7 +166,6 @@ struct pool {
     bool avg_known;
     bool terminating;
     bool finishing;
-    bool is_broken; /* manager's copy of broken */
     fncache_entry fncache[FNCACHE_SLOTS];
 
     cf__event done; /* the manager thread has ended */
@@ -191,6 +191,15 @@ static void fail_future(cf_future *f, int status, int code, const char *message,
     cf_future_unref(f); /* the executor's reference */
 }
 
+/* Cancel a future that never left the queue (cancel_futures, or the pool
+ * was terminated) and drop the executor's hold on it. */
+static void cancel_queued(cf_future *f)
+{
+    cf_future_cancel(f);
+    cf__call_clear(&f->call);
+    cf_future_unref(f);
+}
+
 static void fail_all(fqueue *q, int status, int code, const char *message)
 {
     cf_future *f;
@@ -208,30 +217,43 @@ static void pool_break(pool *p, const char *why)
         p->broken_message = cf__strdup(why);
     }
     uv_mutex_unlock(&p->lock);
-    p->is_broken = true;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Functions by reference                                                    */
 /* ------------------------------------------------------------------------ */
 
-static fncache_entry *fn_lookup(pool *p, cf_fn fn)
+/* The encoded reference to the code at addr, cf__malloc'd: 0, CF_EINVAL
+ * (addr is in no loaded object) or CF_ENOMEM. */
+static int fnref_new(uintptr_t addr, unsigned char **ref, size_t *len)
 {
-    uintptr_t key = (uintptr_t)fn;
-    fncache_entry *e = &p->fncache[(key >> 4) % FNCACHE_SLOTS];
-    if (e->ref && e->fn == fn)
-        return e;
     unsigned char buf[CF__FNREF_MAX];
-    int len = cf__fnref_encode(key, buf, sizeof buf);
-    if (len <= 0)
-        return NULL;
-    unsigned char *ref = cf__malloc((size_t)len);
-    if (!ref)
-        return NULL;
-    memcpy(ref, buf, (size_t)len);
-    cf__free(e->ref);
-    *e = (fncache_entry){ .fn = fn, .ref = ref, .len = (size_t)len };
-    return e;
+    int n = cf__fnref_encode(addr, buf, sizeof buf);
+    if (n <= 0)
+        return CF_EINVAL;
+    *ref = cf__malloc((size_t)n);
+    if (!*ref)
+        return CF_ENOMEM;
+    memcpy(*ref, buf, (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+/* fn's cache entry, encoded on a miss: 0, CF_EINVAL or CF_ENOMEM. */
+static int fn_lookup(pool *p, cf_fn fn, fncache_entry **out)
+{
+    fncache_entry *e = &p->fncache[((uintptr_t)fn >> 4) % FNCACHE_SLOTS];
+    if (!e->ref || e->fn != fn) {
+        unsigned char *ref;
+        size_t len;
+        int rc = fnref_new((uintptr_t)fn, &ref, &len);
+        if (rc != 0)
+            return rc;
+        cf__free(e->ref);
+        *e = (fncache_entry){ .fn = fn, .ref = ref, .len = len };
+    }
+    *out = e;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -309,6 +331,20 @@ static void describe_exit(char *buf, size_t cap, int64_t exit_status, int term_s
 
 static void process_frames(worker *w);
 
+/* Make room in rbuf for the next read: false when out of memory. */
+static bool rbuf_make_room(worker *w)
+{
+    size_t want = cf__wire_read_room(w->rbuf, w->rlen, w->pool->frame_limit);
+    if (w->rcap >= want)
+        return true;
+    unsigned char *b = cf__realloc(w->rbuf, want);
+    if (!b)
+        return false;
+    w->rbuf = b;
+    w->rcap = want;
+    return true;
+}
+
 /* Read what the dead worker wrote before dying: its last replies count. */
 static void worker_drain(worker *w)
 {
@@ -318,13 +354,8 @@ static void worker_drain(worker *w)
     if (uv_fileno((uv_handle_t *)&w->pipe, &fd) != 0)
         return;
     for (int rounds = 0; rounds < 1024 && !w->lost; rounds++) {
-        if (w->rcap - w->rlen < READ_CHUNK) {
-            unsigned char *b = cf__realloc(w->rbuf, w->rlen + READ_CHUNK);
-            if (!b)
-                return;
-            w->rbuf = b;
-            w->rcap = w->rlen + READ_CHUNK;
-        }
+        if (!rbuf_make_room(w))
+            return;
         ssize_t n = read(fd, w->rbuf + w->rlen, w->rcap - w->rlen);
         if (n < 0 && errno == EINTR)
             continue;
@@ -378,7 +409,7 @@ static void worker_lost(worker *w, int status, int code, const char *message, in
     cf_future *f = fq_pop(&w->inflight);
     if (f)
         fail_future(f, status, code, message, sig, exit_status);
-    if (p->terminating || p->is_broken)
+    if (p->terminating || p->broken)
         fail_all(&w->inflight, CF_EBROKEN, CF_EBROKEN,
                  "the worker holding this task was terminated before it ran");
     else
@@ -401,7 +432,7 @@ static void on_write(uv_write_t *req, int status)
     worker *w = req->data;
     w->write_busy = false;
     w->writing.len = 0;
-    if (w->writing.cap > 1024 * 1024)
+    if (w->writing.cap > KEEP_BUF)
         cf__buf_free(&w->writing);
     if (status != 0) { /* the worker is gone or going: its exit_cb tells */
         if (!w->pipe_closed)
@@ -430,7 +461,7 @@ static void worker_flush(worker *w)
     }
     if (off == w->wbuf.len) {
         w->wbuf.len = 0;
-        if (w->wbuf.cap > 1024 * 1024)
+        if (w->wbuf.cap > KEEP_BUF)
             cf__buf_free(&w->wbuf);
         return;
     }
@@ -453,21 +484,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     worker *w = h->data;
-    size_t want = w->rlen + READ_CHUNK;
-    if (w->rlen >= 4) { /* room for the whole frame under way */
-        uint32_t length;
-        memcpy(&length, w->rbuf, 4);
-        if (length <= w->pool->frame_limit && 4 + (size_t)length > want)
-            want = 4 + (size_t)length;
-    }
-    if (w->rcap < want) {
-        unsigned char *b = cf__realloc(w->rbuf, want);
-        if (!b) {
-            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
-            return;
-        }
-        w->rbuf = b;
-        w->rcap = want;
+    if (!rbuf_make_room(w)) {
+        *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+        return;
     }
     size_t room = w->rcap - w->rlen;
     *buf = uv_buf_init((char *)w->rbuf + w->rlen, room > UINT_MAX ? UINT_MAX : (unsigned)room);
@@ -601,36 +620,25 @@ static void complete_head(worker *w, const cf__frame *fr)
         garbled(w, "a reply to no task of its own");
         return;
     }
+    bool single = fr->type == CF__MSG_RESULT;
     uint64_t run_ns = 0;
-    if (fr->type == CF__MSG_RESULT) {
-        cf__outcome out;
-        int rc = cf__wire_get_result(fr, &out, &run_ns);
-        if (rc == CF_EINVAL) {
-            garbled(w, "a garbled result");
-            return;
-        }
-        fq_pop(&w->inflight);
-        cf__call_clear(&f->call);
-        if (rc == 0)
-            cf__future_set_outcome(f, &out);
-        else
-            cf__future_set_failure(f, CF_ETASK, CF_ENOMEM, "out of memory receiving the result",
-                                   0, -1);
-    } else {
-        cf__chunk_result *chunk = NULL;
-        int rc = cf__wire_get_chunk_result(fr, f->call.count, &chunk, &run_ns);
-        if (rc == CF_EINVAL) {
-            garbled(w, "a garbled chunk result");
-            return;
-        }
-        fq_pop(&w->inflight);
-        cf__call_clear(&f->call);
-        if (rc == 0)
-            cf__future_set_owned(f, chunk, chunk, cf__chunk_result_free, 0);
-        else
-            cf__future_set_failure(f, CF_ETASK, CF_ENOMEM, "out of memory receiving the result",
-                                   0, -1);
+    cf__outcome out;
+    cf__chunk_result *chunk = NULL;
+    int rc = single ? cf__wire_get_result(fr, &out, &run_ns)
+                    : cf__wire_get_chunk_result(fr, f->call.count, &chunk, &run_ns);
+    if (rc == CF_EINVAL) {
+        garbled(w, single ? "a garbled result" : "a garbled chunk result");
+        return;
     }
+    fq_pop(&w->inflight);
+    cf__call_clear(&f->call);
+    if (rc != 0)
+        cf__future_set_failure(f, CF_ETASK, CF_ENOMEM, "out of memory receiving the result", 0,
+                               -1);
+    else if (single)
+        cf__future_set_outcome(f, &out);
+    else
+        cf__future_set_owned(f, chunk, chunk, cf__chunk_result_free, 0);
     cf_future_unref(f);
     note_run_time(p, run_ns);
     worker_head_changed(w);
@@ -721,7 +729,7 @@ static void process_frames(worker *w)
         memmove(w->rbuf, w->rbuf + pos, w->rlen - pos);
         w->rlen -= pos;
     }
-    if (w->rlen == 0 && w->rcap > 1024 * 1024) {
+    if (w->rlen == 0 && w->rcap > KEEP_BUF) {
         cf__free(w->rbuf);
         w->rbuf = NULL;
         w->rcap = 0;
@@ -765,11 +773,12 @@ static void drop_cancelled(pool *p)
         start_future(f);
 }
 
-/* Send f to w. False when f failed instead (and is dealt with). */
+/* Send f to w, or fail f when it cannot be sent. */
 static void send_task(pool *p, worker *w, cf_future *f)
 {
-    fncache_entry *e = fn_lookup(p, f->call.fn);
-    if (!e) {
+    fncache_entry *e = NULL;
+    int rc = fn_lookup(p, f->call.fn, &e);
+    if (rc == CF_EINVAL) {
         char msg[96];
         snprintf(msg, sizeof msg, "function %p is in no loaded object: it cannot be sent",
                  (void *)(uintptr_t)f->call.fn);
@@ -777,7 +786,7 @@ static void send_task(pool *p, worker *w, cf_future *f)
         return;
     }
     f->backend_id = ++p->next_id;
-    if (cf__wire_put_task(&w->wbuf, f->backend_id, e->ref, e->len, &f->call) != 0) {
+    if (rc != 0 || cf__wire_put_task(&w->wbuf, f->backend_id, e->ref, e->len, &f->call) != 0) {
         fail_future(f, CF_ETASK, CF_ENOMEM, "out of memory sending the task", 0, -1);
         return;
     }
@@ -805,19 +814,18 @@ static size_t worker_limit(const pool *p, const worker *w, size_t window)
 }
 
 /* Fail or cancel everything waiting: the pool is broken or terminated. */
-static void dispatch_nothing(pool *p, fqueue *waiting, const char *broken)
+static void dispatch_nothing(pool *p, fqueue *waiting)
 {
-    const char *msg = broken ? broken : "the pool's workers were terminated";
+    const char *msg = "the pool's workers were terminated";
+    if (p->broken)
+        msg = p->broken_message ? p->broken_message : "the pool is broken";
     fail_all(&p->retry, CF_EBROKEN, CF_EBROKEN, msg);
     cf_future *f;
     while ((f = fq_pop(waiting))) {
-        if (broken) {
+        if (p->broken)
             fail_future(f, CF_EBROKEN, CF_EBROKEN, msg, 0, -1);
-        } else { /* terminated: shutdown(cancel_futures) cancelled these already */
-            cf_future_cancel(f);
-            cf__call_clear(&f->call);
-            cf_future_unref(f);
-        }
+        else /* terminated: shutdown(cancel_futures) cancelled these already */
+            cancel_queued(f);
     }
 }
 
@@ -842,14 +850,11 @@ static void dispatch(pool *p)
     fqueue local = { 0 };
     cf_future *f;
     uv_mutex_lock(&p->lock);
-    bool broken = p->broken;
-    if (broken || p->terminating) {
+    if (p->broken || p->terminating) {
         local = p->pending;
         p->pending = (fqueue){ 0 };
-        char *why = broken && p->broken_message ? cf__strdup(p->broken_message) : NULL;
         uv_mutex_unlock(&p->lock);
-        dispatch_nothing(p, &local, broken ? (why ? why : "the pool is broken") : NULL);
-        cf__free(why);
+        dispatch_nothing(p, &local);
         return;
     }
     /* Take as many as there are places; cancelled ones do not count. */
@@ -1020,11 +1025,8 @@ static int pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
         uv_async_send(&p->async);
     uv_mutex_unlock(&p->lock);
     cf_future *f;
-    while ((f = fq_pop(&cancel))) {
-        cf_future_cancel(f);
-        cf__call_clear(&f->call);
-        cf_future_unref(f);
-    }
+    while ((f = fq_pop(&cancel)))
+        cancel_queued(f);
     if (wait && manager_of != p) /* never wait for ourselves from a done-callback */
         cf__event_wait(&p->done, CF__NO_DEADLINE);
     return 0;
@@ -1107,20 +1109,11 @@ cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts)
     p->frame_limit = cf__wire_frame_limit(p->max_message);
     p->initarg = (uint64_t)(uintptr_t)o.initarg;
 
-    int err = CF_ENOMEM;
-    if (o.initializer) {
-        unsigned char buf[CF__FNREF_MAX];
-        int len = cf__fnref_encode((uintptr_t)o.initializer, buf, sizeof buf);
-        if (len <= 0) {
-            err = CF_EINVAL;
-            goto fail_free;
-        }
-        p->init_ref = cf__malloc((size_t)len);
-        if (!p->init_ref)
-            goto fail_free;
-        memcpy(p->init_ref, buf, (size_t)len);
-        p->init_ref_len = (size_t)len;
-    }
+    int err = 0;
+    if (o.initializer)
+        err = fnref_new((uintptr_t)o.initializer, &p->init_ref, &p->init_ref_len);
+    if (err != 0)
+        goto fail_free;
     p->exepath = exe_path();
     if (!p->exepath) {
         err = CF_ESYSTEM;

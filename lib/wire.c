@@ -318,6 +318,18 @@ int cf__wire_next_frame(const unsigned char *buf, size_t len, size_t limit, cf__
     return 1;
 }
 
+size_t cf__wire_read_room(const unsigned char *buf, size_t len, size_t limit)
+{
+    size_t want = len + 64 * 1024;
+    if (len >= 4) {
+        uint32_t length;
+        memcpy(&length, buf, 4);
+        if (length <= limit && 4 + (size_t)length > want)
+            want = 4 + (size_t)length;
+    }
+    return want;
+}
+
 /* A cursor over a payload; once `bad`, every read yields zeros. */
 typedef struct get {
     const unsigned char *p;
@@ -502,6 +514,15 @@ int cf__wire_get_init_fail(const cf__frame *fr, int *code, char **message)
     return rc;
 }
 
+/* A cf__malloc'd copy of size bytes (at least 1 byte allocated), or NULL. */
+static void *dup_bytes(const unsigned char *bytes, size_t size)
+{
+    void *dup = cf__malloc(size ? size : 1);
+    if (dup && size)
+        memcpy(dup, bytes, size);
+    return dup;
+}
+
 int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
 {
     memset(out, 0, sizeof *out);
@@ -538,11 +559,9 @@ int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
         return CF_EINVAL;
     }
     if (copy) {
-        void *dup = cf__malloc(size ? size : 1);
+        void *dup = dup_bytes(bytes, size);
         if (!dup)
-            return CF_ENOMEM;
-        if (size)
-            memcpy(dup, bytes, size);
+            return CF_ENOMEM; /* message is NULL: a copy comes only with status 0 */
         out->copy = out->value = dup;
         out->size = size;
     } else {
@@ -599,13 +618,11 @@ int cf__wire_get_chunk_result(const cf__frame *fr, size_t max_count, cf__chunk_r
             const unsigned char *bytes = get_bytes(&r, size);
             if (r.bad)
                 break;
-            void *dup = cf__malloc(size ? size : 1);
+            void *dup = dup_bytes(bytes, size);
             if (!dup) {
                 rc = CF_ENOMEM;
                 break;
             }
-            if (size)
-                memcpy(dup, bytes, size);
             rc = cf__chunk_result_add_copy(chunk, dup, size);
         } else {
             uint64_t v = get_u64(&r);

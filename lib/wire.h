@@ -97,6 +97,10 @@ typedef struct cf__frame {
 /* Look for a frame at buf[0..len): 1 with *fr filled, 0 when more bytes are
  * needed, CF_EINVAL when the length field is impossible (< 9 or > limit). */
 int cf__wire_next_frame(const unsigned char *buf, size_t len, size_t limit, cf__frame *fr);
+/* The capacity a read buffer holding buf[0..len) (unhandled bytes, a frame
+ * first) needs before its next read: len + 64 KiB, or more to take the whole
+ * frame under way once its length (<= limit) is known. */
+size_t cf__wire_read_room(const unsigned char *buf, size_t len, size_t limit);
 
 typedef struct cf__wire_init {
     uint64_t max_message;

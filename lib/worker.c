@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -75,13 +74,6 @@ static void flush(worker *w)
     fflush(stdout); /* what the task printed comes before its result */
     write_all(w->fd, w->out.data, w->out.len);
     w->out.len = 0;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void *grow(void *p, size_t *cap, size_t need)
@@ -190,15 +182,26 @@ static void run_task(worker *w, const cf__frame *fr)
         call.item_bytes = w->scratch;
         break;
     }
-    uint64_t start = now_ns();
+    uint64_t start = uv_hrtime();
     if (call.count == 0) {
         cf__outcome out;
         cf__run_call(call.fn, call.arg, &out);
-        reply_result(w, fr->id, &out, now_ns() - start);
+        reply_result(w, fr->id, &out, uv_hrtime() - start);
     } else {
         cf__chunk_result *chunk = cf__run_chunk(&call);
-        reply_chunk(w, fr->id, chunk, call.count, now_ns() - start);
+        reply_chunk(w, fr->id, chunk, call.count, uv_hrtime() - start);
     }
+}
+
+/* Tell the parent the initializer cannot run or failed, and exit. Takes message. */
+static _Noreturn void init_failed(worker *w, int code, char *message)
+{
+    int rc = cf__wire_put_init_fail(&w->out, code, message);
+    cf__free(message);
+    if (rc != 0)
+        worker_exit(EXIT_NOMEM);
+    flush(w);
+    worker_exit(0);
 }
 
 static void run_init(worker *w, const cf__frame *fr)
@@ -209,33 +212,21 @@ static void run_init(worker *w, const cf__frame *fr)
     w->max_message = init.max_message > CF__WIRE_MAX_MAX_MESSAGE ? CF__WIRE_MAX_MAX_MESSAGE
                                                                   : (size_t)init.max_message;
     w->frame_limit = cf__wire_frame_limit(w->max_message);
-    int rc = 0;
     if (init.fnref) {
         uintptr_t addr;
         if (cf__fnref_resolve(init.fnref, init.fnref_len, &addr) != 0) {
             char where[512];
             cf__fnref_describe(init.fnref, init.fnref_len, where, sizeof where);
-            char *message =
-                cf__format("initializer %s not found in worker (different build?)", where);
-            rc = cf__wire_put_init_fail(&w->out, CF_EINVAL, message);
-            cf__free(message);
-            if (rc != 0)
-                worker_exit(EXIT_NOMEM);
-            flush(w);
-            worker_exit(0);
+            init_failed(w, CF_EINVAL,
+                        cf__format("initializer %s not found in worker (different build?)",
+                                   where));
         }
         int (*initializer)(void *) = (int (*)(void *))addr;
         int ret = initializer((void *)(uintptr_t)init.initarg);
-        if (ret != 0) {
-            char *message = cf__format("initializer failed (returned %d) in worker %ld", ret,
-                                       (long)getpid());
-            rc = cf__wire_put_init_fail(&w->out, ret, message);
-            cf__free(message);
-            if (rc != 0)
-                worker_exit(EXIT_NOMEM);
-            flush(w);
-            worker_exit(0);
-        }
+        if (ret != 0)
+            init_failed(w, ret,
+                        cf__format("initializer failed (returned %d) in worker %ld", ret,
+                                   (long)getpid()));
     }
     if (cf__wire_put_ready(&w->out, (uint64_t)getpid()) != 0)
         worker_exit(EXIT_NOMEM);
@@ -271,15 +262,7 @@ static _Noreturn void worker_serve(int fd)
             memmove(w.in, w.in + pos, w.in_len - pos);
             w.in_len -= pos;
         }
-        /* Room for the frame under way (its length is known) or 64 KiB. */
-        size_t want = w.in_len + 64 * 1024;
-        if (w.in_len >= 4) {
-            uint32_t length;
-            memcpy(&length, w.in, 4);
-            if (4 + (size_t)length > want)
-                want = 4 + (size_t)length;
-        }
-        w.in = grow(w.in, &w.in_cap, want);
+        w.in = grow(w.in, &w.in_cap, cf__wire_read_room(w.in, w.in_len, w.frame_limit));
         ssize_t n;
         do
             n = read(fd, w.in + w.in_len, w.in_cap - w.in_len);

@@ -39,22 +39,27 @@ void cf__event_set(cf__event *ev)
     uv_mutex_unlock(&ev->mutex);
 }
 
+bool cf__cond_wait_until(uv_cond_t *cond, uv_mutex_t *mutex, uint64_t deadline)
+{
+    if (deadline == CF__NO_DEADLINE) {
+        uv_cond_wait(cond, mutex);
+        return true;
+    }
+    uint64_t now = uv_hrtime();
+    if (now >= deadline)
+        return false;
+    (void)uv_cond_timedwait(cond, mutex, deadline - now);
+    return true;
+}
+
 int cf__event_wait(cf__event *ev, uint64_t deadline)
 {
     int rc = 0;
     uv_mutex_lock(&ev->mutex);
     while (!ev->set) {
-        if (deadline == CF__NO_DEADLINE) {
-            uv_cond_wait(&ev->cond, &ev->mutex);
-            continue;
-        }
-        uint64_t now = uv_hrtime();
-        if (now >= deadline || uv_cond_timedwait(&ev->cond, &ev->mutex, deadline - now) != 0) {
-            /* A timed-out wait may race with a set: the flag decides. */
-            if (!ev->set && uv_hrtime() >= deadline) {
-                rc = CF_ETIMEDOUT;
-                break;
-            }
+        if (!cf__cond_wait_until(&ev->cond, &ev->mutex, deadline)) {
+            rc = CF_ETIMEDOUT; /* a set racing the deadline was seen above */
+            break;
         }
     }
     uv_mutex_unlock(&ev->mutex);

@@ -281,8 +281,8 @@ bool cf_future_set_running_or_notify_cancel(cf_future *f)
         return true;
     }
     if (s == CF__CANCELLED) {
+        /* No listener to wake: cancel woke them, and a done future takes none. */
         atomic_store_explicit(&f->state, CF__CANCELLED_NOTIFIED, memory_order_release);
-        notify_listeners_locked(f); /* normally none left: cancel woke them */
         uv_mutex_unlock(&f->lock);
         cf__set_last_error(0);
         return false;

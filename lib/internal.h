@@ -37,6 +37,11 @@ void *cf__fail(int code);
 /* timeout < 0: CF__NO_DEADLINE; else now + timeout. */
 uint64_t cf__deadline(double timeout);
 
+/* Wait on cond (mutex held) until signalled or the deadline: false when the
+ * deadline had already passed (nothing waited), true otherwise. Wake-ups may
+ * be spurious: the caller loops on its own condition, which it checks first. */
+bool cf__cond_wait_until(uv_cond_t *cond, uv_mutex_t *mutex, uint64_t deadline);
+
 /* A one-shot wake-up another thread can wait on with a deadline. */
 typedef struct cf__event {
     uv_mutex_t mutex;

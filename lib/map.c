@@ -145,9 +145,9 @@ static void cancel_rest(cf_map_iter *it)
     while (s) {
         map_slot *next = s->next;
         if (s->f) {
-            cf_future_cancel(s->f);
-            if (it->unordered)
+            if (it->unordered) /* first, so the cancel notifies nobody here */
                 cf__future_unlisten(s->f, &s->listener);
+            cf_future_cancel(s->f);
             cf_future_unref(s->f);
         }
         slot_put(it, s);
@@ -382,16 +382,10 @@ static int next_slot(cf_map_iter *it, map_slot **slot)
         int rc = 0;
         uv_mutex_lock(&it->lock);
         while (!it->ready_head && it->head) {
-            if (it->deadline == CF__NO_DEADLINE) {
-                uv_cond_wait(&it->cond, &it->lock);
-                continue;
-            }
-            uint64_t now = uv_hrtime();
-            if (now >= it->deadline) {
+            if (!cf__cond_wait_until(&it->cond, &it->lock, it->deadline)) {
                 rc = CF_ETIMEDOUT;
                 break;
             }
-            uv_cond_timedwait(&it->cond, &it->lock, it->deadline - now);
         }
         s = rc == 0 ? it->ready_head : NULL;
         if (s) {

@@ -1,23 +1,9 @@
 /* Waiting for many futures: cf_wait and cf_as_completed. Both register a
  * listener on each pending future (as CPython installs a waiter) instead of
- * polling; a listener's notify runs under the future's lock and only takes
+ * polling; a listener's notify runs under the future's lock and at most takes
  * the waiter's own lock, so the lock order is future -> waiter.
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
-
-/* Wait on cond until woken or the deadline: false when the deadline passed. */
-static bool cond_wait_until(uv_cond_t *cond, uv_mutex_t *mutex, uint64_t deadline)
-{
-    if (deadline == CF__NO_DEADLINE) {
-        uv_cond_wait(cond, mutex);
-        return true;
-    }
-    uint64_t now = uv_hrtime();
-    if (now >= deadline)
-        return false;
-    (void)uv_cond_timedwait(cond, mutex, deadline - now);
-    return true; /* the caller re-checks its condition, then the deadline */
-}
 
 static bool future_failed(cf_future *f)
 {
@@ -29,11 +15,16 @@ static bool future_failed(cf_future *f)
 /* cf_wait                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Counts the entries done; its event is set once `when` holds, so the waiter
+ * wakes once, not at every completion. Each disjunct of wait_satisfied looks
+ * at one counter only, so the notifier whose increment makes it true sees it
+ * in the value its own increment returned: no lock is needed. */
 typedef struct waiter {
-    uv_mutex_t mutex;
-    uv_cond_t cond;
-    size_t done;   /* entries of fs done (duplicates count once per entry) */
-    size_t failed; /* entries finished with an exception */
+    cf__event satisfied;
+    cf_return_when when;
+    size_t n;
+    atomic_size_t done;   /* entries of fs done (duplicates count once per entry) */
+    atomic_size_t failed; /* entries finished with an exception */
 } waiter;
 
 typedef struct wait_slot {
@@ -41,17 +32,6 @@ typedef struct wait_slot {
     waiter *w;
     bool listening;
 } wait_slot;
-
-static void wait_notify(cf__listener *l, cf_future *f)
-{
-    waiter *w = ((wait_slot *)l)->w;
-    uv_mutex_lock(&w->mutex);
-    w->done++;
-    if (future_failed(f))
-        w->failed++;
-    uv_cond_signal(&w->cond);
-    uv_mutex_unlock(&w->mutex);
-}
 
 static bool wait_satisfied(cf_return_when when, size_t done, size_t failed, size_t n)
 {
@@ -64,6 +44,21 @@ static bool wait_satisfied(cf_return_when when, size_t done, size_t failed, size
     default:
         return done == n;
     }
+}
+
+/* One more entry of fs is done: f. Only the counts our own increments
+ * returned matter (see waiter), so a success counts as no failure here. */
+static void waiter_count(waiter *w, cf_future *f)
+{
+    size_t failed = future_failed(f) ? atomic_fetch_add(&w->failed, 1) + 1 : 0;
+    size_t done = atomic_fetch_add(&w->done, 1) + 1;
+    if (wait_satisfied(w->when, done, failed, w->n))
+        cf__event_set(&w->satisfied);
+}
+
+static void wait_notify(cf__listener *l, cf_future *f)
+{
+    waiter_count(((wait_slot *)l)->w, f);
 }
 
 /* Stable partition: done futures first. `scratch` holds n pointers.
@@ -88,37 +83,24 @@ static size_t move_done_first(cf_future **fs, size_t n, cf_future **scratch)
 static int wait_blocking(cf_future **fs, size_t n, uint64_t deadline, cf_return_when when,
                          wait_slot *slots)
 {
-    waiter w = { .done = 0, .failed = 0 };
-    if (uv_mutex_init(&w.mutex) != 0)
+    waiter w = { .when = when, .n = n };
+    atomic_init(&w.done, 0);
+    atomic_init(&w.failed, 0);
+    if (cf__event_init(&w.satisfied) != 0)
         return CF_ESYSTEM;
-    if (uv_cond_init(&w.cond) != 0) {
-        uv_mutex_destroy(&w.mutex);
-        return CF_ESYSTEM;
-    }
-    size_t done_before = 0, failed_before = 0;
     for (size_t i = 0; i < n; i++) {
         slots[i] = (wait_slot){ .listener = { .notify = wait_notify }, .w = &w };
         slots[i].listening = cf__future_listen(fs[i], &slots[i].listener);
-        if (!slots[i].listening) {
-            done_before++;
-            if (future_failed(fs[i]))
-                failed_before++;
-        }
+        if (!slots[i].listening)
+            waiter_count(&w, fs[i]);
     }
-
-    uv_mutex_lock(&w.mutex);
-    while (!wait_satisfied(when, done_before + w.done, failed_before + w.failed, n)) {
-        if (!cond_wait_until(&w.cond, &w.mutex, deadline))
-            break;
-    }
-    uv_mutex_unlock(&w.mutex);
+    (void)cf__event_wait(&w.satisfied, deadline); /* the caller counts what is done */
 
     /* After this no notify can touch w: unlisten takes each future's lock. */
     for (size_t i = 0; i < n; i++)
         if (slots[i].listening)
             cf__future_unlisten(fs[i], &slots[i].listener);
-    uv_cond_destroy(&w.cond);
-    uv_mutex_destroy(&w.mutex);
+    cf__event_destroy(&w.satisfied);
     return 0;
 }
 
@@ -325,7 +307,7 @@ int cf_as_completed_next(cf_as_completed *it, cf_future **f)
             rc = 0; /* all yielded */
             break;
         }
-        if (!cond_wait_until(&it->cond, &it->mutex, it->deadline)) {
+        if (!cf__cond_wait_until(&it->cond, &it->mutex, it->deadline)) {
             rc = CF_ETIMEDOUT;
             break;
         }

@@ -52,6 +52,10 @@ void bench_params_init(bench_params *p, bool quick, int repeat);
 /* The seed's triple loop: total *= i*j*k over i, j, k in range(1, num),
  * wrapping in uint64_t. */
 uint64_t bench_cpu_loop(int num);
+/* The cpu_speedup baseline: p->cpu_calls calls of bench_cpu_loop(p->cpu_num)
+ * in this thread; returns the nanoseconds taken and sets *expect to the
+ * result every pooled call must give. */
+uint64_t bench_cpu_serial(const bench_params *p, uint64_t *expect);
 /* Spin for `iters` iterations of a loop the compiler cannot remove;
  * bench_spin_calibrate() tells how many make one microsecond. */
 void bench_spin(uint64_t iters);

@@ -151,13 +151,10 @@ static double run_cpu(bool process, cf_executor *ex, const bench_params *p)
         args[i] = (void *)(intptr_t)p->cpu_num;
 
     uint64_t expect = 0;
-    uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < n; i++)
-        expect = bench_cpu_loop((int)(intptr_t)args[i]);
-    uint64_t serial = bench_now_ns() - t0;
+    uint64_t serial = bench_cpu_serial(p, &expect);
 
     double value = NAN;
-    t0 = bench_now_ns();
+    uint64_t t0 = bench_now_ns();
     cf_map_iter *it = cf_map(ex, task_cpu, args, n, &(cf_map_opts){.chunksize = 1});
     size_t got = 0;
     int rc = it ? 0 : cf_last_error();

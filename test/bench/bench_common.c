@@ -62,6 +62,15 @@ uint64_t bench_cpu_loop(int num)
     return total;
 }
 
+uint64_t bench_cpu_serial(const bench_params *p, uint64_t *expect)
+{
+    volatile int num = p->cpu_num; /* read each time: no call is hoisted */
+    uint64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < p->cpu_calls; i++)
+        *expect = bench_cpu_loop(num);
+    return bench_now_ns() - t0;
+}
+
 void bench_spin(uint64_t iters)
 {
     volatile uint64_t sink = 0;

@@ -149,12 +149,8 @@ static double run_once(bench_workload w, const bench_params *p)
         if (!jobs)
             break;
         uint64_t expect = 0;
-        volatile int num = p->cpu_num; /* read each time: no call is hoisted */
+        uint64_t serial = bench_cpu_serial(p, &expect);
         uint64_t t0 = bench_now_ns();
-        for (size_t i = 0; i < n; i++)
-            expect = bench_cpu_loop(num);
-        uint64_t serial = bench_now_ns() - t0;
-        t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
             jobs[i] = (job){.fn = job_cpu, .arg = p->cpu_num};
         run_batch(pool, jobs, n, &b);

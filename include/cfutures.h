@@ -78,6 +78,10 @@ CF_API const char *cf_err_name(int code);
 /* The code of the last failure of a pointer-returning cfutures call in this
  * thread (0 if none). Successful calls do not reset it. */
 CF_API int cf_last_error(void);
+/* The message of that failure, naming its cause where the library knows it
+ * (a path, the errno text, the dynamic loader's error): never NULL, "" when
+ * there was none. Valid until the next cfutures call in this thread. */
+CF_API const char *cf_last_error_message(void);
 
 /* Wait without limit. */
 #define CF_FOREVER (-1.0)
@@ -85,8 +89,9 @@ CF_API int cf_last_error(void);
 /* Replace the allocator used for every allocation the library makes itself
  * (libuv and libc keep their own). Call it before any other cfutures call, or
  * with no future, executor or iterator alive. NULL for all three restores
- * malloc/realloc/free. Returns 0, or CF_EINVAL when only some are NULL.
- * Not thread-safe. */
+ * malloc/realloc/free. The blocks returned need only be aligned as malloc's
+ * are (alignof(max_align_t)); the library asks for no stricter alignment.
+ * Returns 0, or CF_EINVAL when only some are NULL. Not thread-safe. */
 CF_API int cf_set_alloc_funcs(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                               void (*free_fn)(void *));
 
@@ -102,7 +107,8 @@ typedef void *(*cf_fn)(void *arg);
 /* Inside a task: fail it. Records `code` (any int, e.g. a CF_E* or your own)
  * and a printf-formatted message as the task's exception; the future then
  * reports CF_ETASK. Returns NULL so a task can `return cf_raise(...)`.
- * Called outside a task it only sets cf_last_error() to `code`. */
+ * Called outside a task it only sets cf_last_error() to `code` (and
+ * cf_last_error_message() to the message). */
 CF_API void *cf_raise(int code, const char *fmt, ...) CF_PRINTF(2, 3);
 
 /* Inside a task: `return cf_return_copy(p, n);` makes the result a copy of

@@ -1,5 +1,6 @@
-/* The allocator hook (so tests can fail the n-th allocation) and the
- * per-thread last error of pointer-returning calls.
+/* The allocator hook (so tests can fail the n-th allocation), aligned blocks
+ * on top of it, and the per-thread last error (code and message) of
+ * pointer-returning calls.
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
@@ -12,6 +13,9 @@ static void *(*alloc_realloc)(void *, size_t) = realloc;
 static void (*alloc_free)(void *) = free;
 
 static _Thread_local int last_error;
+/* The message of the last failure: formatted in place, so that reporting an
+ * out-of-memory failure needs no memory. */
+static _Thread_local char last_message[CF__MESSAGE_MAX];
 
 int cf_set_alloc_funcs(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                        void (*free_fn)(void *))
@@ -85,18 +89,75 @@ char *cf__format(const char *fmt, ...)
     return s;
 }
 
+void *cf__aligned_calloc(size_t size, size_t align)
+{
+    /* The hook promises alignof(max_align_t) only: over-allocate, and keep
+     * the block's own address just below the aligned start. */
+    if (size > SIZE_MAX - align - sizeof(void *))
+        return NULL;
+    unsigned char *raw = cf__malloc(size + align + sizeof(void *));
+    if (!raw)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + sizeof(void *) + align - 1) & ~(uintptr_t)(align - 1);
+    unsigned char *p = (unsigned char *)start;
+    memcpy(p - sizeof(void *), &raw, sizeof raw);
+    memset(p, 0, size);
+    return p;
+}
+
+void cf__aligned_free(void *p)
+{
+    if (!p)
+        return;
+    void *raw;
+    memcpy(&raw, (unsigned char *)p - sizeof(void *), sizeof raw);
+    cf__free(raw);
+}
+
 void cf__set_last_error(int code)
 {
     last_error = code;
+    if (code == 0)
+        last_message[0] = '\0';
+    else
+        snprintf(last_message, sizeof last_message, "%s", cf_strerror(code));
 }
 
 void *cf__fail(int code)
 {
+    cf__set_last_error(code);
+    return NULL;
+}
+
+void cf__vset_last_error_msg(int code, const char *fmt, va_list ap)
+{
     last_error = code;
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
+}
+
+void cf__set_last_error_msg(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cf__vset_last_error_msg(code, fmt, ap);
+    va_end(ap);
+}
+
+void *cf__fail_msg(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cf__vset_last_error_msg(code, fmt, ap);
+    va_end(ap);
     return NULL;
 }
 
 int cf_last_error(void)
 {
     return last_error;
+}
+
+const char *cf_last_error_message(void)
+{
+    return last_message;
 }

@@ -1,13 +1,38 @@
 /* What every executor shares: argument checks, making the future for a call,
- * and dispatch to the backend's ops (see cf__executor_ops in internal.h).
+ * refusing calls on a fork() child's copy, and dispatch to the backend's ops
+ * (see cf__executor_ops in internal.h).
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
 #include <signal.h>
 #include <string.h>
 
+static const char forked_message[] =
+    "this executor belongs to the parent process: this process is a fork() child, which "
+    "has none of its workers";
+
+/* Whether ex was made before this process was forked off its parent. */
+static bool forked_copy(const cf_executor *ex)
+{
+    return ex->fork_generation != cf__fork_generation();
+}
+
+int cf__executor_init(cf_executor *ex, const cf__executor_ops *ops)
+{
+    ex->ops = ops;
+    atomic_init(&ex->releasing, false);
+    atomic_init(&ex->holds, 1);
+    int rc = cf__fork_init();
+    ex->fork_generation = cf__fork_generation();
+    return rc;
+}
+
 cf_future *cf__submit_call(cf_executor *ex, cf__call *call)
 {
+    if (forked_copy(ex)) {
+        cf__call_clear(call);
+        return cf__fail_msg(CF_EBROKEN, "%s", forked_message);
+    }
     cf_future *f = cf__future_new(2); /* the caller's reference and the executor's */
     if (!f) {
         int rc = cf_last_error(); /* CF_ENOMEM or CF_ESYSTEM, set by cf__future_new */
@@ -50,11 +75,27 @@ cf_future *cf_submit_copy(cf_executor *ex, cf_fn fn, const void *data, size_t si
     return cf__submit_call(ex, &call);
 }
 
+static void hold(cf_executor *ex)
+{
+    atomic_fetch_add_explicit(&ex->holds, 1, memory_order_relaxed);
+}
+
+void cf__executor_unhold(cf_executor *ex)
+{
+    if (atomic_fetch_sub_explicit(&ex->holds, 1, memory_order_acq_rel) == 1)
+        ex->ops->destroy(ex);
+}
+
 int cf_executor_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
 {
     if (!ex)
         return CF_EINVAL;
-    return ex->ops->shutdown(ex, wait, cancel_futures);
+    if (forked_copy(ex))
+        return CF_EBROKEN;
+    hold(ex); /* a cancel's done-callback may free ex */
+    int rc = ex->ops->shutdown(ex, wait, cancel_futures);
+    cf__executor_unhold(ex);
+    return rc;
 }
 
 static int signal_workers(cf_executor *ex, int signum)
@@ -63,7 +104,12 @@ static int signal_workers(cf_executor *ex, int signum)
         return CF_EINVAL;
     if (!ex->ops->signal_workers)
         return CF_ENOTSUP;
-    return ex->ops->signal_workers(ex, signum);
+    if (forked_copy(ex))
+        return CF_EBROKEN;
+    hold(ex);
+    int rc = ex->ops->signal_workers(ex, signum);
+    cf__executor_unhold(ex);
+    return rc;
 }
 
 int cf_executor_terminate_workers(cf_executor *ex)
@@ -80,8 +126,14 @@ void cf_executor_free(cf_executor *ex)
 {
     if (!ex)
         return;
-    ex->ops->shutdown(ex, true, false);
-    ex->ops->destroy(ex);
+    /* A done-callback run by this very free (a cancel) may free ex again:
+     * the outer call finishes the job. */
+    if (atomic_exchange(&ex->releasing, true))
+        return;
+    if (forked_copy(ex))
+        ex->ops->forget(ex);
+    else if (ex->ops->release(ex))
+        cf__executor_unhold(ex); /* the user's hold */
 }
 
 int cf__cpu_count(void)

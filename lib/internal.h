@@ -25,9 +25,20 @@ char *cf__strdup(const char *s);
 char *cf__vformat(const char *fmt, va_list ap);
 char *cf__format(const char *fmt, ...) CF_PRINTF(1, 2);
 
+/* Blocks aligned to `align` (a power of two above alignof(max_align_t)),
+ * zeroed, on top of the allocator hook; free them with cf__aligned_free. */
+void *cf__aligned_calloc(size_t size, size_t align);
+void cf__aligned_free(void *p);
+
+/* The last error: its code, and a message (cf_strerror(code), or the
+ * formatted one; "" for 0). Messages longer than CF__MESSAGE_MAX are cut. */
+#define CF__MESSAGE_MAX 512
 void cf__set_last_error(int code);
-/* Sets the last error and returns NULL, for `return cf__fail(CF_EINVAL);`. */
+void cf__set_last_error_msg(int code, const char *fmt, ...) CF_PRINTF(2, 3);
+void cf__vset_last_error_msg(int code, const char *fmt, va_list ap);
+/* Set the last error and return NULL, for `return cf__fail(CF_EINVAL);`. */
 void *cf__fail(int code);
+void *cf__fail_msg(int code, const char *fmt, ...) CF_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------------ */
 /* clock.c: deadlines in uv_hrtime() nanoseconds                             */
@@ -160,6 +171,7 @@ struct cf_future {
     int status;                /* finished: 0, CF_ETASK, CF_EBROKEN or CF_ETIMEDOUT */
     unsigned char spin_wait;   /* how a waiter spins before it blocks (CF__SPIN_*),
                                   set by the backend that will complete it */
+    atomic_bool submit_returned; /* thread pool: its submit is done with the pool */
     void *value;
     void *owned;               /* freed with owned_free when the future goes */
     void (*owned_free)(void *);
@@ -219,23 +231,62 @@ typedef struct cf__executor_ops {
      * CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM; on failure f is untouched. */
     int (*submit)(cf_executor *ex, cf_future *f);
     /* As cf_executor_shutdown (ex not NULL). May block (wait=true) on the
-     * running tasks and on joining workers. */
+     * running tasks and on joining workers, except when called from one of
+     * the executor's own threads, where it never waits. */
     int (*shutdown)(cf_executor *ex, bool wait, bool cancel_futures);
     /* Shut down without waiting and send signum to every worker. NULL: the
      * backend has no workers to signal (CF_ENOTSUP). */
     int (*signal_workers)(cf_executor *ex, int signum);
-    /* Free the executor; called after shutdown(wait=true). */
+    /* cf_executor_free's shutdown, called once. From one of the executor's
+     * own threads (a task or a done-callback) it must not wait for itself: it
+     * shuts down without waiting and returns false; the executor's last
+     * thread then calls cf__executor_unhold as it ends. From any other
+     * thread: shutdown(wait=true), then true. */
+    bool (*release)(cf_executor *ex);
+    /* Free the executor: its threads have ended (or are ending: the last
+     * one calls this). */
     void (*destroy)(cf_executor *ex);
+    /* In a fork() child, whose copy of the executor has none of its threads
+     * or workers: free what can be freed without them. Never blocks. */
+    void (*forget)(cf_executor *ex);
 } cf__executor_ops;
 
 /* Every backend's executor struct starts with this. */
 struct cf_executor {
     const cf__executor_ops *ops;
+    unsigned fork_generation; /* cf__fork_generation() when made */
+    atomic_bool releasing;    /* cf_executor_free has begun */
+    /* The user's hold, plus one per shutdown or signal_workers under way,
+     * which may run done-callbacks that free the executor: the last one to
+     * let go destroys it. */
+    atomic_int holds;
 };
+
+/* Drop a hold (see struct cf_executor); the last one destroys ex. */
+void cf__executor_unhold(cf_executor *ex);
+
+/* Fill the common part; 0, or CF_ESYSTEM when the fork handlers cannot be
+ * installed. */
+int cf__executor_init(cf_executor *ex, const cf__executor_ops *ops);
 
 /* Create a future for `call` and submit it to ex; NULL with last error.
  * Takes ownership of the call's owned memory (also on failure). */
 cf_future *cf__submit_call(cf_executor *ex, cf__call *call);
+
+/* ------------------------------------------------------------------------ */
+/* fork.c: executors and descriptors across fork()                           */
+/* ------------------------------------------------------------------------ */
+
+/* Install the fork handlers (once per process): 0 or CF_ESYSTEM. */
+int cf__fork_init(void);
+/* How many times this process's ancestors forked it off since the library
+ * was loaded: an executor whose generation differs is a fork() child's copy. */
+unsigned cf__fork_generation(void);
+/* Descriptors a fork() child closes at once: register one while it is open
+ * (0 or CF_ENOMEM), and close it with cf__fork_close_fd, which unregisters
+ * and closes under one lock (close_fn(arg) closes it; NULL: close(fd)). */
+int cf__fork_register_fd(int fd);
+void cf__fork_close_fd(int fd, void (*close_fn)(void *arg), void *arg);
 
 /* Number of CPUs this process may use (>= 1); asked once, then cached. */
 int cf__cpu_count(void);

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -166,12 +167,14 @@ struct pool {
     bool avg_known;
     bool terminating;
     bool finishing;
+    bool orphaned; /* cf_executor_free from a done-callback: we free the pool */
     fncache_entry fncache[FNCACHE_SLOTS];
 
     cf__event done; /* the manager thread has ended */
 };
 
 static _Thread_local pool *manager_of; /* set in the manager thread */
+
 
 static void worker_flush(worker *w);
 static void on_timeout(uv_timer_t *t);
@@ -984,6 +987,11 @@ static void manager_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     uv_run(&p->loop, UV_RUN_DEFAULT);
     uv_loop_close(&p->loop);
+    if (p->orphaned) { /* nobody joins us: see pool_release */
+        pthread_detach(pthread_self());
+        cf__executor_unhold(&p->base); /* the user's hold, left to us */
+        return;
+    }
     cf__event_set(&p->done);
 }
 
@@ -1051,7 +1059,8 @@ static int pool_signal_workers(cf_executor *ex, int signum)
 static void pool_destroy(cf_executor *ex)
 {
     pool *p = (pool *)ex;
-    uv_thread_join(&p->thread);
+    if (!p->orphaned) /* else the manager thread is ending, detached */
+        uv_thread_join(&p->thread);
     for (size_t i = 0; i < FNCACHE_SLOTS; i++)
         cf__free(p->fncache[i].ref);
     cf__free(p->broken_message);
@@ -1063,12 +1072,41 @@ static void pool_destroy(cf_executor *ex)
     cf__free(p);
 }
 
+/* From a done-callback (the manager thread) the manager cannot wait for
+ * itself: shut down without waiting, and the manager frees the pool once
+ * its loop has ended. */
+static bool pool_release(cf_executor *ex)
+{
+    pool *p = (pool *)ex;
+    if (manager_of == p) {
+        pool_shutdown(ex, false, false);
+        p->orphaned = true;
+        return false;
+    }
+    pool_shutdown(ex, true, false);
+    return true;
+}
+
+/* A fork() child's copy: the manager thread and the workers are the
+ * parent's. Only the pool's own block goes; what the manager owned (its
+ * loop, the workers' records) is left as the fork found it. */
+static void pool_forget(cf_executor *ex)
+{
+    pool *p = (pool *)ex;
+    cf__free(p->broken_message);
+    cf__free(p->init_ref);
+    cf__free(p->exepath);
+    cf__free(p);
+}
+
 static const cf__executor_ops process_pool_ops = {
     .name = "process",
     .submit = pool_submit,
     .shutdown = pool_shutdown,
     .signal_workers = pool_signal_workers,
+    .release = pool_release,
     .destroy = pool_destroy,
+    .forget = pool_forget,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -1093,7 +1131,10 @@ cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts)
     pool *p = cf__calloc(1, sizeof *p);
     if (!p)
         return cf__fail(CF_ENOMEM);
-    p->base.ops = &process_pool_ops;
+    if (cf__executor_init(&p->base, &process_pool_ops) != 0) {
+        cf__free(p);
+        return cf__fail(CF_ESYSTEM);
+    }
     p->max_workers = o.max_workers ? o.max_workers : cf__cpu_count();
     p->max_tasks = o.max_tasks_per_child;
     p->task_timeout = o.task_timeout;

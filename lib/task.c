@@ -22,7 +22,14 @@ static void outcome_raise(cf__outcome *out, int code, char *message)
 void *cf_raise(int code, const char *fmt, ...)
 {
     if (!current) {
-        cf__set_last_error(code);
+        if (fmt) {
+            va_list ap;
+            va_start(ap, fmt);
+            cf__vset_last_error_msg(code, fmt, ap);
+            va_end(ap);
+        } else {
+            cf__set_last_error(code);
+        }
         return NULL;
     }
     char *message = NULL;

@@ -14,6 +14,13 @@
  * one); they count themselves in `growing` first, and shutdown waits for them
  * so that the thread count it joins is final.
  *
+ * A pool freed from one of its own tasks (orphaned) must not go while a
+ * submit still touches it after its push (the submit that queued that very
+ * task may not have returned yet): each submit marks its future once it is
+ * done with the pool, and whoever takes a future off the queue waits for that
+ * mark before it lets go of it (drop_future), so once the queue is drained
+ * and the last worker ends, no submit is still under way.
+ *
  * Wake-ups: one worker with nothing to do polls the queue briefly (only one:
  * more would take CPU from submitters and tasks), the others count themselves
  * in `sleepers` and park on a semaphore. A submit posts the semaphore only
@@ -53,6 +60,7 @@ typedef struct thread_pool {
     atomic_bool stopping;    /* set by shutdown: workers exit once the queue is empty */
     atomic_bool all_started; /* nthreads == max_workers: no need to count idle workers */
     atomic_bool broken;      /* an initializer failed (set before the inbox closes) */
+    atomic_bool orphaned;    /* freed from one of its own threads (see orphan()) */
     atomic_int next_name;    /* n of "<prefix>_<n>" */
 
     /* Starting threads, under submit_lock. */
@@ -64,6 +72,9 @@ typedef struct thread_pool {
     /* Shutdown: join once, whoever waits. */
     uv_mutex_t join_lock;
     int joined;
+    /* Threads started and not yet ended: once the pool is orphaned (see the
+     * top of the file), the last to end frees it. */
+    atomic_int live;
 
     /* Submitters: a LIFO stack of cf_future * (INBOX_CLOSED: closed), and
      * the submits that may start a thread (see the top of the file). */
@@ -228,6 +239,7 @@ static bool should_stop(thread_pool *pool)
     return atomic_load_explicit(&pool->stopping, memory_order_seq_cst);
 }
 
+
 /* Poll the queue for a while: true if work (or the stop) came. */
 static bool spin_for_work(thread_pool *pool)
 {
@@ -301,6 +313,20 @@ static void stop_being_idle(thread_pool *pool, worker_idle *state)
     *state = WORKER_BUSY;
 }
 
+/* Release the executor's reference to a future taken from the queue, once
+ * its submit is done with the pool (see the top of the file): usually long
+ * ago, at worst a few instructions ago. */
+static void drop_future(cf_future *f)
+{
+    for (unsigned i = 0; !atomic_load_explicit(&f->submit_returned, memory_order_acquire); i++) {
+        if (i < 64)
+            cf__cpu_relax();
+        else
+            sched_yield(); /* the submitter may share our CPU */
+    }
+    cf_future_unref(f);
+}
+
 static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
 {
     if (cf_future_set_running_or_notify_cancel(f)) {
@@ -323,7 +349,7 @@ static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
     } else {
         cf__call_clear(&f->call); /* cancelled before it started */
     }
-    cf_future_unref(f); /* the executor's reference */
+    drop_future(f);
 }
 
 /* Fail every queued future: the pool is broken. Every push that succeeded
@@ -338,7 +364,7 @@ static void pool_break(thread_pool *pool)
         f->queue_next = NULL;
         cf__call_clear(&f->call);
         cf__future_set_failure(f, CF_EBROKEN, CF_EBROKEN, broken_message, 0, -1);
-        cf_future_unref(f);
+        drop_future(f);
         f = next;
     }
 }
@@ -352,11 +378,8 @@ static void set_thread_name(thread_pool *pool)
     pthread_setname_np(pthread_self(), name);
 }
 
-static void worker_main(void *arg)
+static void worker_loop(thread_pool *pool)
 {
-    thread_pool *pool = arg;
-    current_pool = pool;
-    set_thread_name(pool);
     if (pool->initializer && pool->initializer(pool->initarg) != 0) {
         pool_break(pool);
         return;
@@ -387,6 +410,21 @@ static void worker_main(void *arg)
     }
 }
 
+static void worker_main(void *arg)
+{
+    thread_pool *pool = arg;
+    current_pool = pool;
+    set_thread_name(pool);
+    worker_loop(pool);
+    current_pool = NULL;
+    /* The last access to the pool: after it, a joiner may free it. The
+     * thread that orphaned the pool stored `orphaned` before its own
+     * decrement, so whoever ends last sees it. */
+    if (atomic_fetch_sub_explicit(&pool->live, 1, memory_order_seq_cst) == 1 &&
+        atomic_load_explicit(&pool->orphaned, memory_order_seq_cst))
+        cf__executor_unhold(&pool->base); /* the user's hold, left to us */
+}
+
 /* Start one more worker; called with submit_lock held. */
 static int start_worker(thread_pool *pool)
 {
@@ -400,8 +438,11 @@ static int start_worker(thread_pool *pool)
         pool->threads = threads;
         pool->threads_cap = cap;
     }
-    if (uv_thread_create(&pool->threads[pool->nthreads], worker_main, pool) != 0)
+    atomic_fetch_add_explicit(&pool->live, 1, memory_order_seq_cst);
+    if (uv_thread_create(&pool->threads[pool->nthreads], worker_main, pool) != 0) {
+        atomic_fetch_sub_explicit(&pool->live, 1, memory_order_seq_cst);
         return CF_ESYSTEM;
+    }
     if (++pool->nthreads == pool->max_workers)
         atomic_store_explicit(&pool->all_started, true, memory_order_relaxed);
     return 0;
@@ -459,8 +500,11 @@ static int thread_pool_submit(cf_executor *ex, cf_future *f)
             return rc;
     }
     wake_one(pool);
+    /* Our last access to the pool: from here it may go (see the top). */
+    atomic_store_explicit(&f->submit_returned, true, memory_order_release);
     return 0;
 }
+
 
 static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
 {
@@ -481,7 +525,7 @@ static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
             f->queue_next = NULL;
             cf__call_clear(&f->call);
             cf_future_cancel(f);
-            cf_future_unref(f);
+            drop_future(f);
             f = next;
         }
     }
@@ -505,7 +549,44 @@ static void thread_pool_destroy(cf_executor *ex)
     uv_sem_destroy(&pool->wake);
     cf__free(pool->threads);
     cf__free(pool->name_prefix);
-    cf__free(pool);
+    cf__aligned_free(pool);
+}
+
+/* cf_executor_free from a task or callback running on one of our threads:
+ * that thread cannot join itself, and the others may still be finishing
+ * work. Nobody joins them now; the last to end frees the pool. */
+static void orphan(thread_pool *pool)
+{
+    thread_pool_shutdown(&pool->base, false, false);
+    uv_mutex_lock(&pool->submit_lock);
+    int nthreads = pool->nthreads; /* final after shutdown */
+    uv_mutex_unlock(&pool->submit_lock);
+    uv_mutex_lock(&pool->join_lock);
+    for (; pool->joined < nthreads; pool->joined++)
+        pthread_detach(pool->threads[pool->joined]);
+    uv_mutex_unlock(&pool->join_lock);
+    atomic_store_explicit(&pool->orphaned, true, memory_order_seq_cst);
+}
+
+static bool thread_pool_release(cf_executor *ex)
+{
+    thread_pool *pool = (thread_pool *)ex;
+    if (current_pool == pool) {
+        orphan(pool);
+        return false;
+    }
+    thread_pool_shutdown(ex, true, false);
+    return true;
+}
+
+/* A fork() child's copy: its threads exist only in the parent. What is
+ * queued stays where it is (the child's futures never complete). */
+static void thread_pool_forget(cf_executor *ex)
+{
+    thread_pool *pool = (thread_pool *)ex;
+    cf__free(pool->threads);
+    cf__free(pool->name_prefix);
+    cf__aligned_free(pool);
 }
 
 static const cf__executor_ops thread_pool_ops = {
@@ -513,7 +594,9 @@ static const cf__executor_ops thread_pool_ops = {
     .submit = thread_pool_submit,
     .shutdown = thread_pool_shutdown,
     .signal_workers = NULL, /* threads cannot be killed: CF_ENOTSUP */
+    .release = thread_pool_release,
     .destroy = thread_pool_destroy,
+    .forget = thread_pool_forget,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -538,10 +621,14 @@ cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
     if (o.max_workers == 0)
         o.max_workers = ncpu + 4 < MAX_DEFAULT_WORKERS ? ncpu + 4 : MAX_DEFAULT_WORKERS;
 
-    thread_pool *pool = cf__calloc(1, sizeof *pool);
+    /* Aligned: the hot counters sit on cache lines of their own. */
+    thread_pool *pool = cf__aligned_calloc(sizeof *pool, alignof(thread_pool));
     if (!pool)
         return cf__fail(CF_ENOMEM);
-    pool->base.ops = &thread_pool_ops;
+    if (cf__executor_init(&pool->base, &thread_pool_ops) != 0) {
+        cf__aligned_free(pool);
+        return cf__fail(CF_ESYSTEM);
+    }
     pool->max_workers = o.max_workers;
     pool->initializer = o.initializer;
     pool->initarg = o.initarg;
@@ -551,7 +638,7 @@ cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
                             ? cf__strdup(o.thread_name_prefix)
                             : default_prefix();
     if (!pool->name_prefix) {
-        cf__free(pool);
+        cf__aligned_free(pool);
         return cf__fail(CF_ENOMEM);
     }
 
@@ -569,6 +656,6 @@ fail_submit_lock:
     uv_mutex_destroy(&pool->submit_lock);
 fail_prefix:
     cf__free(pool->name_prefix);
-    cf__free(pool);
+    cf__aligned_free(pool);
     return cf__fail(CF_ESYSTEM);
 }

@@ -43,4 +43,11 @@
         test_fn();                                                                   \
     } while (0)
 
+/* The same with one argument. */
+#define RUN_ARG(test_fn, arg)                                                        \
+    do {                                                                             \
+        fprintf(stderr, "-- %s(%s)\n", #test_fn, #arg);                              \
+        test_fn(arg);                                                                \
+    } while (0)
+
 #endif

@@ -121,6 +121,35 @@ static void test_last_error(void)
     CHECK_EQ(cf_last_error(), CF_EINVAL);
 }
 
+static void *message_in_thread(void *arg)
+{
+    *(const char **)arg = cf_last_error_message();
+    return NULL;
+}
+
+static void test_last_error_message(void)
+{
+    /* "" in a thread where nothing failed. */
+    const char *fresh = NULL;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, message_in_thread, &fresh), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(fresh != NULL);
+    CHECK_STR(fresh, "");
+
+    CHECK(cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = -1 }) == NULL);
+    CHECK_STR(cf_last_error_message(), cf_strerror(CF_EINVAL));
+
+    /* A failure with a cause of its own says it. */
+    CHECK(cf_raise(CF_ETASK, "outside a task: %d", 42) == NULL);
+    CHECK_EQ(cf_last_error(), CF_ETASK);
+    CHECK_STR(cf_last_error_message(), "outside a task: 42");
+
+    /* The message follows the code. */
+    CHECK(cf_as_completed_new(NULL, 3, 0) == NULL);
+    CHECK_STR(cf_last_error_message(), cf_strerror(CF_EINVAL));
+}
+
 static void test_status_returning_calls(void)
 {
     CHECK_EQ(cf_executor_shutdown(NULL, true, false), CF_EINVAL);
@@ -142,6 +171,7 @@ int main(void)
     RUN(test_every_code_named);
     RUN(test_ok_and_unknown_codes);
     RUN(test_last_error);
+    RUN(test_last_error_message);
     RUN(test_status_returning_calls);
     return 0;
 }

@@ -1,8 +1,10 @@
 /* What the process-pool tests share. Tasks synchronise with the test through
- * pipes made before the pools (the workers inherit them at fixed numbers: a
- * worker does not run main, so it cannot learn them from variables): a task
- * writes its pid to "started" when it starts and reads a byte from "gate"
- * before going on; the test reads the pids and opens the gate.
+ * two FIFOs in a directory the test makes before its pools, named by the
+ * environment variable CFTEST_SYNC_DIR (workers inherit the environment but
+ * no descriptor, and do not run main): a task writes its pid to "started"
+ * when it starts and reads a byte from "gate" before going on; the test reads
+ * the pids and opens the gate. Each process opens the FIFOs once, read-write
+ * (so that opening never blocks), on first use.
  * SPDX-License-Identifier: MIT */
 #ifndef CF_TEST_PROCESS_UTIL_H
 #define CF_TEST_PROCESS_UTIL_H
@@ -14,12 +16,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* libuv closes fds with a raw close system call ThreadSanitizer does not see,
@@ -43,47 +47,83 @@ static inline intptr_t result_of(cf_future *f)
     return I(v);
 }
 
-enum { STARTED_R = 200, STARTED_W, GATE_R, GATE_W };
-static const int started[2] = { STARTED_R, STARTED_W };
-static const int gate[2] = { GATE_R, GATE_W };
+#define SYNC_DIR_VAR "CFTEST_SYNC_DIR"
 
+/* This process's descriptors of the two FIFOs ("started", "gate"), opened
+ * on first use; reopened in a process forked off one that had them. */
+static inline int sync_fd(int which)
+{
+    static int fds[2] = { -1, -1 };
+    static pid_t owner;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* thread-pool tasks too */
+    pthread_mutex_lock(&lock);
+    if (owner != getpid()) {
+        const char *dir = getenv(SYNC_DIR_VAR);
+        CHECK(dir != NULL);
+        char path[512];
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, i == 0 ? "started" : "gate");
+            fds[i] = open(path, O_RDWR | O_CLOEXEC);
+            CHECK(fds[i] >= 0);
+        }
+        owner = getpid();
+    }
+    int fd = fds[which];
+    pthread_mutex_unlock(&lock);
+    return fd;
+}
+
+static char sync_dir_path[64];
+
+static inline void remove_sync_dir(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/started", sync_dir_path);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/gate", sync_dir_path);
+    unlink(path);
+    rmdir(sync_dir_path);
+}
+
+/* In the test's main, before any pool: make the FIFOs (removed at exit). */
 static inline void make_pipes(void)
 {
-    int p[2], q[2];
-    CHECK(pipe(p) == 0 && pipe(q) == 0);
-    CHECK(dup2(p[0], STARTED_R) == STARTED_R && dup2(p[1], STARTED_W) == STARTED_W);
-    CHECK(dup2(q[0], GATE_R) == GATE_R && dup2(q[1], GATE_W) == GATE_W);
-    close(p[0]);
-    close(p[1]);
-    close(q[0]);
-    close(q[1]);
+    snprintf(sync_dir_path, sizeof sync_dir_path, "/tmp/cftest-sync-XXXXXX");
+    CHECK(mkdtemp(sync_dir_path) != NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/started", sync_dir_path);
+    CHECK(mkfifo(path, 0600) == 0);
+    snprintf(path, sizeof path, "%s/gate", sync_dir_path);
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK(setenv(SYNC_DIR_VAR, sync_dir_path, 1) == 0);
+    atexit(remove_sync_dir);
 }
 
 static inline void open_gate(int n)
 {
     for (int i = 0; i < n; i++)
-        CHECK(write(gate[1], "g", 1) == 1);
+        CHECK(write(sync_fd(1), "g", 1) == 1);
 }
 
 /* In a task: say so (with our pid). */
 static inline void report_started(void)
 {
     int pid = getpid();
-    CHECK(write(started[1], &pid, sizeof pid) == (ssize_t)sizeof pid);
+    CHECK(write(sync_fd(0), &pid, sizeof pid) == (ssize_t)sizeof pid);
 }
 
 /* In a task: wait until the test opens the gate. */
 static inline void pass_gate(void)
 {
     char c;
-    CHECK(read(gate[0], &c, 1) == 1);
+    CHECK(read(sync_fd(1), &c, 1) == 1);
 }
 
 /* In the test: the pid of the next task that started. */
 static inline int wait_started(void)
 {
     int pid = 0;
-    CHECK(read(started[0], &pid, sizeof pid) == (ssize_t)sizeof pid);
+    CHECK(read(sync_fd(0), &pid, sizeof pid) == (ssize_t)sizeof pid);
     return pid;
 }
 

@@ -1,0 +1,90 @@
+/* fork() while executors exist. The child's copy of an executor has none of
+ * its threads or workers: every call on it fails with CF_EBROKEN and a
+ * message that says why, cf_executor_free returns at once without touching
+ * the parent's threads or workers, and the parent's pool goes on (and frees)
+ * while the child lives. The child can make executors of its own.
+ * SPDX-License-Identifier: MIT */
+#include <cfutures.h>
+
+#include "check.h"
+#include "test_process_util.h"
+
+#include <sys/wait.h>
+
+static void *twice(void *arg)
+{
+    return V(I(arg) * 2);
+}
+
+/* In the child: exit status 0 when the copy refuses work as it should and
+ * a fresh pool of its own works. */
+static int child_checks(cf_executor *inherited, bool process)
+{
+    if (cf_submit(inherited, twice, V(1)) != NULL || cf_last_error() != CF_EBROKEN)
+        return 2;
+    if (!strstr(cf_last_error_message(), "fork"))
+        return 3;
+    if (cf_map(inherited, twice, (void *[]){ V(1) }, 1, NULL) != NULL)
+        return 4;
+    if (cf_executor_shutdown(inherited, true, true) != CF_EBROKEN)
+        return 5;
+    cf_executor_free(inherited); /* returns: nothing to join here */
+#if defined(__SANITIZE_THREAD__)
+    return 0; /* ThreadSanitizer cannot start threads after a multi-threaded fork */
+#endif
+    cf_executor *own = process ? cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 1 })
+                               : cf_thread_pool_new(NULL);
+    if (!own)
+        return 6;
+    cf_future *f = cf_submit(own, twice, V(21));
+    void *v = NULL;
+    if (!f || cf_future_result(f, 30, &v) != 0 || I(v) != 42)
+        return 7;
+    cf_future_unref(f);
+    cf_executor_free(own);
+    return 0;
+}
+
+static void check_fork(cf_executor *ex, bool process)
+{
+    CHECK(ex != NULL);
+    cf_future *up = cf_submit(ex, twice, V(5));
+    CHECK_EQ(result_of(up), 10); /* workers are up */
+    cf_future_unref(up);
+    int release[2];
+    CHECK(pipe(release) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(release[1]);
+        int rc = child_checks(ex, process);
+        char c;
+        (void)!read(release[0], &c, 1); /* stay alive until the parent is done */
+        _exit(rc);
+    }
+    close(release[0]);
+    /* The child is alive and holds copies of whatever it inherited: the
+     * pool still works, and freeing it does not wait for the child. */
+    cf_future *f = cf_submit(ex, twice, V(8));
+    CHECK_EQ(result_of(f), 16);
+    cf_future_unref(f);
+    cf_executor_free(ex);
+    close(release[1]);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+static void test_fork_thread_pool(void)
+{
+    check_fork(cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = 2 }), false);
+}
+
+int main(void)
+{
+    make_pipes();
+    RUN(test_fork_thread_pool);
+    return 0;
+}

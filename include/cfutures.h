@@ -208,6 +208,43 @@ typedef struct cf_thread_pool_opts {
     void *initarg;
 } cf_thread_pool_opts;
 
+/* How a process pool starts its workers (cf_process_pool_opts.start_method).
+ * Whatever the way, a worker reads /dev/null as stdin, writes to the
+ * program's stdout and stderr, inherits no other descriptor but its own
+ * channel (close-on-exec, so what a task runs does not inherit it), starts
+ * with every signal at its default action and unblocked, and has the
+ * program's environment unchanged. */
+typedef enum cf_start_method {
+    /* CF_START_EXEC where the program is linked with libcfutures, else
+     * CF_START_HELPER (libcfutures came in through dlopen: a plugin, a
+     * Python or other interpreter's extension). */
+    CF_START_AUTO = 0,
+    /* Re-run the program's executable (through the dynamic loader again if
+     * it was started that way). The worker takes over after the program's
+     * static initialisers (C++ globals and std::cout work in a task) and
+     * before main, which never runs in a worker. Costs an exec of the
+     * program and its initialisers per worker. Needs libcfutures linked into
+     * the program (directly, or as a static library); otherwise the worker
+     * starts in libcfutures' own constructor, before the program's
+     * initialisers have run. */
+    CF_START_EXEC = 1,
+    /* Start the cfutures-worker helper installed with the library (in
+     * libexecdir, found relative to libcfutures; $CFUTURES_WORKER_HELPER
+     * overrides), which loads this very libcfutures and then, by path, each
+     * library that holds a task function (checked by build-id). Functions of
+     * the main program itself cannot run there (their tasks fail saying so).
+     * Costs an exec of a small program plus loading those libraries. */
+    CF_START_HELPER = 2,
+    /* fork() the pool's manager thread: the worker is a copy of the program
+     * as it is at that moment, so any function in it can run, at the cost of
+     * copying the process's page tables (and, later, pages it writes). Only
+     * the forking thread exists in the child: a task must not rely on locks
+     * or state that other threads of the program held at that moment. The
+     * worker is an ordinary child, so a program that reaps every child or
+     * ignores SIGCHLD may take its exit status (the exception then says so). */
+    CF_START_FORK = 3,
+} cf_start_method;
+
 typedef struct cf_process_pool_opts {
     int max_workers;         /* 0: number of CPUs; < 0: CF_EINVAL */
     int max_tasks_per_child; /* 0: unlimited; else the worker is replaced after N tasks;
@@ -219,6 +256,7 @@ typedef struct cf_process_pool_opts {
     void *initarg;
     size_t max_message;      /* 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit;
                                 values above 1 GiB count as 1 GiB */
+    cf_start_method start_method; /* 0: CF_START_AUTO; another value: CF_EINVAL */
 } cf_process_pool_opts;
 
 /* Create a pool (opts may be NULL: all defaults). Workers start lazily, on

@@ -121,6 +121,11 @@ static int encode_cb(struct dl_phdr_info *info, size_t size, void *data)
     const unsigned char *id = NULL;
     size_t id_len = object_build_id(info, &id);
     const char *path = object_path(info, index);
+    /* A library loaded by a relative name: that name means nothing in a
+     * worker whose directory differs (or after a chdir); the file does. */
+    cf__object_file file;
+    if (path[0] != '\0' && path[0] != '/' && cf__object_file_of(c->addr, &file) == 0)
+        path = file.path;
     size_t path_len = strlen(path);
     size_t need = 1 + id_len + 2 + path_len + 8;
     if (path_len > CF__FNREF_MAX_PATH || need > c->cap) {
@@ -206,37 +211,78 @@ typedef struct cache_entry {
 static _Thread_local cache_entry cache[CACHE_SLOTS];
 static _Thread_local unsigned cache_next;
 
-int cf__fnref_resolve(const unsigned char *ref, size_t len, uintptr_t *addr)
+static bool cache_find(const unsigned char *ref, size_t len, uintptr_t *addr)
 {
     for (unsigned i = 0; i < CACHE_SLOTS; i++) {
         if (cache[i].ref && cache[i].len == len && memcmp(cache[i].ref, ref, len) == 0) {
             *addr = cache[i].addr;
-            return 0;
+            return true;
         }
     }
+    return false;
+}
+
+static void cache_add(const unsigned char *ref, size_t len, uintptr_t addr)
+{
+    unsigned char *copy = cf__malloc(len);
+    if (!copy)
+        return; /* a cache miss is not an error */
+    cache_entry *e = &cache[cache_next++ % CACHE_SLOTS];
+    cf__free(e->ref);
+    memcpy(copy, ref, len);
+    *e = (cache_entry){ .ref = copy, .len = len, .addr = addr };
+}
+
+/* Load the library a reference names by path (the parent loaded it, this
+ * process has not yet): 0, or CF_EINVAL with the loader's reason. */
+static int load_object(const fnref *r, char *why, size_t cap)
+{
+    char path[CF__FNREF_MAX_PATH + 1];
+    memcpy(path, r->path, r->path_len);
+    path[r->path_len] = '\0';
+    if (dlopen(path, RTLD_NOW | RTLD_LOCAL)) /* kept loaded on purpose */
+        return 0;
+    const char *err = dlerror();
+    snprintf(why, cap, "cannot load it: %s", err ? err : "dlopen failed");
+    return CF_EINVAL;
+}
+
+int cf__fnref_resolve(const unsigned char *ref, size_t len, uintptr_t *addr, char *why,
+                      size_t cap)
+{
+    if (cap > 0)
+        why[0] = '\0';
+    if (cache_find(ref, len, addr))
+        return 0;
     fnref r;
-    if (fnref_parse(ref, len, &r) != 0)
+    if (fnref_parse(ref, len, &r) != 0) {
+        snprintf(why, cap, "a malformed function reference");
         return CF_EINVAL;
+    }
     bool loaded = false;
     int rc = resolve_loaded(&r, addr, &loaded);
-    if (rc != 0 && !loaded && r.path_len > 0) {
-        /* A library the parent loaded (dlopen) but this process has not yet. */
-        char path[CF__FNREF_MAX_PATH + 1];
-        memcpy(path, r.path, r.path_len);
-        path[r.path_len] = '\0';
-        if (dlopen(path, RTLD_NOW | RTLD_LOCAL)) /* kept loaded on purpose */
-            rc = resolve_loaded(&r, addr, &loaded);
-    }
-    if (rc != 0)
+    if (rc != 0 && !loaded && r.path_len > 0 && load_object(&r, why, cap) == 0)
+        rc = resolve_loaded(&r, addr, &loaded);
+    if (rc != 0) {
+        if (cap > 0 && why[0]) /* the loader said why */
+            return rc;
+        if (loaded)
+            snprintf(why, cap, "its object is loaded here, but that offset is not code in it");
+        else if (r.path_len == 0)
+            snprintf(why, cap, "no object here has its build-id: this worker runs another "
+                               "program or another build of it");
+        else
+            snprintf(why, cap, "the library loaded from that path here is another build");
         return rc;
-    unsigned char *copy = cf__malloc(len);
-    if (copy) { /* a cache miss is not an error */
-        cache_entry *e = &cache[cache_next++ % CACHE_SLOTS];
-        cf__free(e->ref);
-        memcpy(copy, ref, len);
-        *e = (cache_entry){ .ref = copy, .len = len, .addr = *addr };
     }
+    cache_add(ref, len, *addr);
     return 0;
+}
+
+bool cf__fnref_in_main_program(const unsigned char *ref, size_t len)
+{
+    fnref r;
+    return fnref_parse(ref, len, &r) == 0 && r.path_len == 0;
 }
 
 void cf__fnref_describe(const unsigned char *ref, size_t len, char *buf, size_t cap)

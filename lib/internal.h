@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #define CF_INTERNAL __attribute__((visibility("hidden")))
@@ -287,6 +288,33 @@ unsigned cf__fork_generation(void);
  * and closes under one lock (close_fn(arg) closes it; NULL: close(fd)). */
 int cf__fork_register_fd(int fd);
 void cf__fork_close_fd(int fd, void (*close_fn)(void *arg), void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* fd.c and objfile.c: descriptors, and the files code comes from            */
+/* ------------------------------------------------------------------------ */
+
+/* fd itself when it is not 0, 1 or 2; else a close-on-exec copy above 2 (fd
+ * is closed): -1 with errno when that fails. */
+int cf__fd_above_stdio(int fd);
+bool cf__fd_is_open(int fd);
+/* fd is about to be closed where the sanitizers cannot see it (by libuv). */
+void cf__fd_closing_unseen(int fd);
+/* Occupy the standard descriptors that are closed (with /dev/null) while
+ * descriptors that must not take their numbers are made, then let go. */
+void cf__stdio_hold(int held[3]);
+void cf__stdio_release(const int held[3]);
+
+#define CF__OBJECT_PATH_MAX 4096
+typedef struct cf__object_file {
+    char path[CF__OBJECT_PATH_MAX]; /* absolute */
+    dev_t dev;
+    ino_t ino;
+    bool deleted; /* the file was removed since it was mapped */
+} cf__object_file;
+/* The file mapped at addr: 0, CF_EINVAL (no file there), CF_ESYSTEM. */
+int cf__object_file_of(uintptr_t addr, cf__object_file *out);
+/* Whether f->path still names the file that was mapped. */
+bool cf__object_file_current(const cf__object_file *f);
 
 /* Number of CPUs this process may use (>= 1); asked once, then cached. */
 int cf__cpu_count(void);

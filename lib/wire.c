@@ -54,6 +54,10 @@ static void put_u32(put *w, uint32_t v) { put_bytes(w, &v, 4); }
 static void put_i32(put *w, int32_t v) { put_bytes(w, &v, 4); }
 static void put_u64(put *w, uint64_t v) { put_bytes(w, &v, 8); }
 
+/* A text field is u32 length + bytes; NO_TEXT instead of a length stands
+ * for a NULL string, so that "" and NULL arrive as they left. */
+#define NO_TEXT UINT32_MAX
+
 static size_t text_len(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -62,7 +66,7 @@ static size_t text_len(const char *s)
 static void put_text(put *w, const char *s)
 {
     size_t n = text_len(s);
-    put_u32(w, (uint32_t)n);
+    put_u32(w, s ? (uint32_t)n : NO_TEXT);
     put_bytes(w, s, n);
 }
 
@@ -244,7 +248,7 @@ static size_t chunk_payload(const cf__chunk_result *chunk)
 {
     size_t n = 8 + 8 + 1 + 4 + 4;
     if (chunk->fail_status != 0)
-        n += 4 + text_len(chunk->fail.message);
+        n += 4 + text_len(chunk->fail_message);
     if (!chunk->is_copy)
         return n + 8 * chunk->count;
     for (size_t i = 0; i < chunk->count; i++) {
@@ -275,7 +279,7 @@ int cf__wire_put_chunk_result(cf__buf *b, uint64_t id, const cf__chunk_result *c
     put_i32(&w, chunk->fail_status);
     put_i32(&w, chunk->fail_status ? chunk->fail.code : 0);
     if (text)
-        put_text(&w, chunk->fail.message);
+        put_text(&w, chunk->fail_message);
     if (!copies && sizeof(void *) == 8) {
         put_bytes(&w, chunk->values, 8 * chunk->count);
         frame_end(b, &w);
@@ -401,19 +405,19 @@ static get reader(const cf__frame *fr)
     return (get){ .p = fr->payload, .left = fr->size, .bad = false };
 }
 
-/* A text field as a new string (NULL for an empty one); CF_EINVAL/CF_ENOMEM. */
+/* A text field as a new string (NULL for NO_TEXT); CF_EINVAL/CF_ENOMEM. */
 static int get_text(get *r, char **out)
 {
     *out = NULL;
     uint32_t n = get_u32(r);
+    if (n == NO_TEXT && !r->bad)
+        return 0;
     if (n > CF__WIRE_MAX_TEXT)
         r->bad = true;
     const unsigned char *p = get_bytes(r, n);
     if (r->bad)
         return CF_EINVAL;
-    if (n == 0)
-        return 0;
-    if (memchr(p, '\0', n))
+    if (n > 0 && memchr(p, '\0', n))
         return CF_EINVAL;
     char *s = cf__malloc((size_t)n + 1);
     if (!s)

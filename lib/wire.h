@@ -6,7 +6,8 @@
  * Every decoder checks every length and offset against the bytes it was given
  * and rejects anything inconsistent with CF_EINVAL, allocating nothing then.
  *
- * Payloads (fnref: u16 length + bytes, see fnref.h; text: u32 length + bytes):
+ * Payloads (fnref: u16 length + bytes, see fnref.h; text: u32 length + bytes,
+ * or u32 0xffffffff alone for no text at all):
  *   INIT         u64 max_message, u64 initarg, fnref of the initializer (length 0: none)
  *   TASK         fnref, u8 kind, then by kind:
  *                  VALUE        u64 arg
@@ -129,16 +130,5 @@ int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
 /* A new chunk result of at most max_count items. 0, CF_EINVAL, CF_ENOMEM. */
 int cf__wire_get_chunk_result(const cf__frame *fr, size_t max_count, cf__chunk_result **chunk,
                               uint64_t *run_ns);
-
-/* ------------------------------------------------------------------------ */
-/* worker.c: the child side                                                  */
-/* ------------------------------------------------------------------------ */
-
-/* The environment variable that marks a worker: "<fd>:<parent pid>", fd being
- * the worker's end of its socket pair. Returned by a function so that linking
- * the parent side (process_pool.c) also links the worker's constructor. */
-const char *cf__worker_marker(void);
-/* In a worker: the fd its replies go to, else -1. For tests that garble replies. */
-int cf__worker_reply_fd(void);
 
 #endif /* CF_WIRE_H */

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "wire_decode.h"
+#include "worker.h"
 
 #include <signal.h>
 #include <string.h>
@@ -339,7 +340,8 @@ static void test_fnref(void)
     CHECK_EQ(cf__fnref_check(ref, (size_t)len), 0);
     CHECK(ref[0] > 0); /* our build has a build-id */
     uintptr_t addr = 0;
-    CHECK_EQ(cf__fnref_resolve(ref, (size_t)len, &addr), 0);
+    char why[256];
+    CHECK_EQ(cf__fnref_resolve(ref, (size_t)len, &addr, why, sizeof why), 0);
     CHECK(addr == (uintptr_t)twice);
     char desc[256];
     cf__fnref_describe(ref, (size_t)len, desc, sizeof desc);
@@ -349,19 +351,19 @@ static void test_fnref(void)
     unsigned char ref2[CF__FNREF_MAX];
     int len2 = cf__fnref_encode((uintptr_t)getpid, ref2, sizeof ref2);
     CHECK(len2 > 0);
-    CHECK_EQ(cf__fnref_resolve(ref2, (size_t)len2, &addr), 0);
+    CHECK_EQ(cf__fnref_resolve(ref2, (size_t)len2, &addr, why, sizeof why), 0);
     CHECK(addr == (uintptr_t)getpid);
 
     /* another build: refused */
     unsigned char bad[CF__FNREF_MAX];
     memcpy(bad, ref, (size_t)len);
     bad[1] ^= 0xff;
-    CHECK_EQ(cf__fnref_resolve(bad, (size_t)len, &addr), CF_EINVAL);
+    CHECK_EQ(cf__fnref_resolve(bad, (size_t)len, &addr, why, sizeof why), CF_EINVAL);
     /* an offset outside the object's code: refused */
     memcpy(bad, ref, (size_t)len);
     uint64_t off = UINT64_MAX / 2;
     memcpy(bad + len - 8, &off, 8);
-    CHECK_EQ(cf__fnref_resolve(bad, (size_t)len, &addr), CF_EINVAL);
+    CHECK_EQ(cf__fnref_resolve(bad, (size_t)len, &addr, why, sizeof why), CF_EINVAL);
     /* malformed lengths */
     CHECK_EQ(cf__fnref_check(ref, (size_t)len - 1), CF_EINVAL);
     CHECK_EQ(cf__fnref_check(ref, 0), CF_EINVAL);

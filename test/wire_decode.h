@@ -26,7 +26,8 @@ static inline void wire_decode_all(const cf__frame *fr, bool resolve_fnrefs)
     }
     if (cf__wire_get_task(fr, &task) == 0 && task.fnref && resolve_fnrefs) {
         uintptr_t addr;
-        (void)cf__fnref_resolve(task.fnref, task.fnref_len, &addr);
+        char why[256];
+        (void)cf__fnref_resolve(task.fnref, task.fnref_len, &addr, why, sizeof why);
     }
     (void)cf__wire_get_ready(fr, &u);
     if (cf__wire_get_init_fail(fr, &code, &msg) == 0)

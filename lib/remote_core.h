@@ -1,0 +1,103 @@
+/* What the files of the remote-pool core share (remote_pool.c: lifecycle,
+ * manager thread and executor ops; remote_dispatch.c: handing out work;
+ * remote_worker.c: worker records, replies and loss). Transports see only
+ * remote.h. Never installed.
+ * SPDX-License-Identifier: MIT */
+#ifndef CF_REMOTE_CORE_H
+#define CF_REMOTE_CORE_H
+
+#include "remote.h"
+
+#define CF__FNCACHE_SLOTS 64u
+
+typedef struct cf__fncache_entry {
+    cf_fn fn;
+    unsigned char *ref;
+    size_t len;
+} cf__fncache_entry;
+
+struct cf__remote {
+    cf_executor base;
+    const cf__transport_ops *ops;
+    void *transport;
+
+    /* Fixed at creation. */
+    int max_workers;
+    int max_tasks;
+    double task_timeout;
+    uint64_t timeout_ms;
+    size_t max_message, frame_limit;
+    unsigned char *init_ref;
+    size_t init_ref_len;
+    uint64_t initarg;
+
+    /* Shared, under lock. The broken_* fields are written by the manager
+     * only (cf__remote_break), so the manager reads them without the lock. */
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    cf__fqueue pending;
+    bool shutdown;
+    bool broken;
+    char *broken_message;
+    int broken_signal, broken_exit_status; /* of the worker that broke it */
+    int signal_req;
+    uint64_t signal_gen_req, signal_gen_done;
+    bool manager_alive; /* the async handle may be sent to */
+
+    /* Manager thread only. */
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_check_t check;
+    uv_thread_t thread;
+    cf__rworker *workers;
+    int nworkers;  /* records not yet exited (any state) */
+    int nstarting; /* of which STARTING */
+    cf__fqueue retry;
+    uint64_t next_id;
+    uint64_t avg_ns;
+    bool avg_known;
+    bool terminating;
+    bool finishing;
+    bool orphaned; /* cf_executor_free from a done-callback: the manager frees the pool */
+    cf__fncache_entry fncache[CF__FNCACHE_SLOTS];
+
+    cf__event done; /* the manager thread has ended */
+};
+
+/* remote_pool.c */
+/* Whether this thread is r's manager thread (done-callbacks run there). */
+bool cf__remote_on_manager(const cf__remote *r);
+/* Mark the pool broken: queued and later submits fail with CF_EBROKEN, this
+ * message, and the signal / exit status of the worker that broke it. */
+void cf__remote_break(cf__remote *r, const char *why, int sig, int exit_status);
+
+/* remote_dispatch.c */
+/* Hand out queued work, start workers for what waits (manager thread). */
+void cf__remote_dispatch(cf__remote *r);
+/* Take the cancelled futures out of pending (they would wait for a place). */
+void cf__remote_drop_cancelled(cf__remote *r);
+/* Finish a future the executor holds with a failure, or as cancelled, and
+ * drop the executor's hold on it. */
+void cf__remote_fail_future(cf_future *f, int status, int code, const char *message, int sig,
+                            int exit_status);
+void cf__remote_fail_all(cf__fqueue *q, int status, int code, const char *message);
+void cf__remote_cancel_queued(cf_future *f);
+/* The encoded reference of the code at addr, cf__malloc'd: 0, CF_EINVAL
+ * (in no loaded object) or CF_ENOMEM. */
+int cf__remote_fnref_new(uintptr_t addr, unsigned char **ref, size_t *len);
+void cf__remote_fncache_clear(cf__remote *r);
+
+/* remote_worker.c */
+/* A new worker, started and sent its INIT: 0 or the start's code (with the
+ * cause in why). */
+int cf__rworker_spawn(cf__remote *r, char *why, size_t cap);
+/* Tell an idle worker to go. */
+void cf__rworker_retire(cf__rworker *w);
+/* Signal a worker that has not exited. */
+void cf__rworker_kill(cf__rworker *w, int sig);
+/* Hand w's queued frames to the transport. */
+void cf__rworker_flush(cf__rworker *w);
+/* A task reached the head of w's queue, or left it: (re)start its timeout. */
+void cf__rworker_head_changed(cf__rworker *w);
+
+#endif /* CF_REMOTE_CORE_H */

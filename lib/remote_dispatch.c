@@ -1,0 +1,296 @@
+/* The remote-pool core: handing out work (manager thread).
+ *
+ * Once per loop iteration the manager hands queued work to the workers:
+ * idle workers first, then a few tasks ahead per worker (more when tasks are
+ * short, so small tasks stream without a round trip each; few when they are
+ * long, so the rest stays cancellable), all frames for one worker in one
+ * write. Only as many tasks as there are free places leave `pending`, so the
+ * rest stays cancellable by cf_future_cancel and by shutdown(cancel_futures)
+ * until the last moment. Workers start on demand, up to max_workers.
+ *
+ * A future is in exactly one of pending (shared, under lock), retry
+ * (manager: already running, to be sent again) or one worker's in-flight
+ * list.
+ * SPDX-License-Identifier: MIT */
+#include "remote_core.h"
+
+#include "fnref.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Tasks a worker may hold (running + queued ahead), by mean task run time. */
+static unsigned window_for(uint64_t avg_ns, bool known)
+{
+    if (!known)
+        return 2;
+    if (avg_ns < 20000)
+        return 64;
+    if (avg_ns < 200000)
+        return 8;
+    if (avg_ns < 2000000)
+        return 3;
+    return 2;
+}
+#define BYTES_AHEAD ((size_t)16 * 1024 * 1024) /* unsent bytes per worker before we hold back */
+
+/* ------------------------------------------------------------------------ */
+/* Finishing futures the executor holds                                      */
+/* ------------------------------------------------------------------------ */
+
+void cf__remote_fail_future(cf_future *f, int status, int code, const char *message, int sig,
+                            int exit_status)
+{
+    cf__call_clear(&f->call);
+    cf__future_set_failure(f, status, code, message, sig, exit_status);
+    cf_future_unref(f); /* the executor's reference */
+}
+
+void cf__remote_cancel_queued(cf_future *f)
+{
+    cf_future_cancel(f);
+    cf__call_clear(&f->call);
+    cf_future_unref(f);
+}
+
+void cf__remote_fail_all(cf__fqueue *q, int status, int code, const char *message)
+{
+    cf_future *f;
+    while ((f = cf__fq_pop(q)))
+        cf__remote_fail_future(f, status, code, message, 0, -1);
+}
+
+/* Start (set running) a future taken from pending; false and released when
+ * it was cancelled meanwhile. */
+static bool start_future(cf_future *f)
+{
+    if (cf_future_set_running_or_notify_cancel(f))
+        return true;
+    cf__call_clear(&f->call); /* cancelled before it started */
+    cf_future_unref(f);
+    return false;
+}
+
+void cf__remote_drop_cancelled(cf__remote *r)
+{
+    cf__fqueue keep = { 0 }, drop = { 0 };
+    cf_future *f;
+    uv_mutex_lock(&r->lock);
+    while ((f = cf__fq_pop(&r->pending)))
+        cf__fq_push(cf_future_cancelled(f) ? &drop : &keep, f);
+    r->pending = keep;
+    uv_mutex_unlock(&r->lock);
+    while ((f = cf__fq_pop(&drop)))
+        start_future(f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Functions by reference                                                    */
+/* ------------------------------------------------------------------------ */
+
+int cf__remote_fnref_new(uintptr_t addr, unsigned char **ref, size_t *len)
+{
+    unsigned char buf[CF__FNREF_MAX];
+    int n = cf__fnref_encode(addr, buf, sizeof buf);
+    if (n <= 0)
+        return CF_EINVAL;
+    *ref = cf__malloc((size_t)n);
+    if (!*ref)
+        return CF_ENOMEM;
+    memcpy(*ref, buf, (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+/* fn's cache entry, encoded on a miss: 0, CF_EINVAL or CF_ENOMEM. */
+static int fn_lookup(cf__remote *r, cf_fn fn, cf__fncache_entry **out)
+{
+    cf__fncache_entry *e = &r->fncache[((uintptr_t)fn >> 4) % CF__FNCACHE_SLOTS];
+    if (!e->ref || e->fn != fn) {
+        unsigned char *ref;
+        size_t len;
+        int rc = cf__remote_fnref_new((uintptr_t)fn, &ref, &len);
+        if (rc != 0)
+            return rc;
+        cf__free(e->ref);
+        *e = (cf__fncache_entry){ .fn = fn, .ref = ref, .len = len };
+    }
+    *out = e;
+    return 0;
+}
+
+void cf__remote_fncache_clear(cf__remote *r)
+{
+    for (size_t i = 0; i < CF__FNCACHE_SLOTS; i++) {
+        cf__free(r->fncache[i].ref);
+        r->fncache[i] = (cf__fncache_entry){ 0 };
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The next task to send: one that lost its worker first, then a new one. */
+static cf_future *next_task(cf__remote *r, cf__fqueue *local)
+{
+    cf_future *f = cf__fq_pop(&r->retry);
+    return f ? f : cf__fq_pop(local);
+}
+
+/* Send f to w, or fail f when it cannot be sent. */
+static void send_task(cf__remote *r, cf__rworker *w, cf_future *f)
+{
+    cf__fncache_entry *e = NULL;
+    int rc = fn_lookup(r, f->call.fn, &e);
+    if (rc == CF_EINVAL) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "function %p is in no loaded object: it cannot be sent",
+                 (void *)(uintptr_t)f->call.fn);
+        cf__remote_fail_future(f, CF_ETASK, CF_EINVAL, msg, 0, -1);
+        return;
+    }
+    f->backend_id = ++r->next_id;
+    if (rc != 0 || cf__wire_put_task(&w->wbuf, f->backend_id, e->ref, e->len, &f->call) != 0) {
+        cf__remote_fail_future(f, CF_ETASK, CF_ENOMEM, "out of memory sending the task", 0, -1);
+        return;
+    }
+    cf__fq_push(&w->inflight, f);
+    w->sent++;
+    if (w->inflight.n == 1)
+        cf__rworker_head_changed(w);
+}
+
+/* How many tasks w may hold now: `window` once every worker is up, else
+ * one (see dispatch); never more than its max_tasks_per_child allows. */
+static size_t worker_limit(const cf__remote *r, const cf__rworker *w, size_t window)
+{
+    if (w->state != CF__W_READY || w->lost)
+        return 0;
+    if (w->inflight.n > 0 && w->wbuf.len + w->in_transit >= BYTES_AHEAD)
+        return w->inflight.n; /* enough bytes on their way already */
+    size_t limit = window;
+    if (r->max_tasks) {
+        uint64_t left = (uint64_t)r->max_tasks - w->sent;
+        if (w->inflight.n + left < limit)
+            limit = w->inflight.n + (size_t)left;
+    }
+    return limit;
+}
+
+/* Fail or cancel everything waiting: the pool is broken or terminated. */
+static void dispatch_nothing(cf__remote *r, cf__fqueue *waiting)
+{
+    const char *msg = "the pool's workers were terminated";
+    if (r->broken)
+        msg = r->broken_message ? r->broken_message : "the pool is broken";
+    int sig = r->broken ? r->broken_signal : 0;
+    int status = r->broken ? r->broken_exit_status : -1;
+    cf_future *f;
+    while ((f = cf__fq_pop(&r->retry)))
+        cf__remote_fail_future(f, CF_EBROKEN, CF_EBROKEN, msg, sig, status);
+    while ((f = cf__fq_pop(waiting))) {
+        if (r->broken)
+            cf__remote_fail_future(f, CF_EBROKEN, CF_EBROKEN, msg, sig, status);
+        else /* terminated: shutdown(cancel_futures) cancelled these already */
+            cf__remote_cancel_queued(f);
+    }
+}
+
+/* Free places on the workers: how many tasks they may take now. */
+static size_t free_places(const cf__remote *r, size_t window)
+{
+    size_t places = 0;
+    for (const cf__rworker *w = r->workers; w; w = w->next) {
+        size_t limit = worker_limit(r, w, window);
+        if (limit > w->inflight.n)
+            places += limit - w->inflight.n;
+    }
+    return places;
+}
+
+/* Take up to `want` futures from pending into local, setting them running
+ * (cancelled ones are dropped and do not count); called with the lock held,
+ * returns with it released. Returns how many stay pending. */
+static size_t take_pending(cf__remote *r, cf__fqueue *local, size_t want)
+{
+    size_t waiting;
+    cf_future *f;
+    for (;;) {
+        cf__fqueue batch = { 0 };
+        while (local->n + batch.n < want && (f = cf__fq_pop(&r->pending)))
+            cf__fq_push(&batch, f);
+        waiting = r->pending.n;
+        uv_mutex_unlock(&r->lock);
+        if (!batch.head)
+            break;
+        while ((f = cf__fq_pop(&batch)))
+            if (start_future(f))
+                cf__fq_push(local, f);
+        if (local->n >= want)
+            break;
+        uv_mutex_lock(&r->lock);
+    }
+    return waiting;
+}
+
+/* Idle workers first (level 0), then one more per worker per level up to
+ * the window. */
+static void place_tasks(cf__remote *r, cf__fqueue *local, size_t window)
+{
+    for (size_t level = 0; level < window; level++) {
+        for (cf__rworker *w = r->workers; w; w = w->next) {
+            if (w->inflight.n != level || level >= worker_limit(r, w, window))
+                continue;
+            cf_future *f = next_task(r, local);
+            if (!f)
+                return;
+            send_task(r, w, f);
+        }
+    }
+}
+
+/* More work than places: start workers, up to max_workers. */
+static void grow(cf__remote *r, size_t waiting)
+{
+    while (waiting > (size_t)r->nstarting && r->nworkers < r->max_workers) {
+        char why[256] = "";
+        if (cf__rworker_spawn(r, why, sizeof why) != 0) {
+            if (r->nworkers == 0) {
+                char msg[320];
+                snprintf(msg, sizeof msg, "cannot start a worker: %s", why);
+                cf__remote_break(r, msg, 0, -1);
+                cf__remote_dispatch(r); /* fails what waits */
+            }
+            break;
+        }
+    }
+}
+
+void cf__remote_dispatch(cf__remote *r)
+{
+    /* Tasks queue behind a running one only when every worker is up: one
+     * that is starting takes them sooner. */
+    size_t window = window_for(r->avg_ns, r->avg_known);
+    if (r->nworkers < r->max_workers || r->nstarting > 0)
+        window = 1;
+    size_t places = free_places(r, window);
+    size_t want = places > r->retry.n ? places - r->retry.n : 0;
+
+    cf__fqueue local = { 0 };
+    uv_mutex_lock(&r->lock);
+    if (r->broken || r->terminating) {
+        local = r->pending;
+        r->pending = (cf__fqueue){ 0 };
+        uv_mutex_unlock(&r->lock);
+        dispatch_nothing(r, &local);
+        return;
+    }
+    size_t waiting = take_pending(r, &local, want);
+    place_tasks(r, &local, window);
+    for (cf__rworker *w = r->workers; w; w = w->next)
+        cf__rworker_flush(w);
+    /* Left over only if a worker went away meanwhile: these are running. */
+    cf__fq_prepend(&r->retry, &local);
+    grow(r, waiting + r->retry.n);
+}

@@ -1,0 +1,378 @@
+/* The remote-pool core: creation, the manager thread and its shutdown, and
+ * the executor ops (see remote.h for the whole picture).
+ *
+ * Submitters queue futures in `pending` under `lock` and wake the manager
+ * with uv_async_send; once per loop iteration (a uv_check handle) the manager
+ * hands out work (remote_dispatch.c). Shutdown: once nothing waits and no
+ * task runs, the workers are retired; once they have exited, the loop's own
+ * handles close and uv_run returns.
+ * SPDX-License-Identifier: MIT */
+#include "remote_core.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+static _Thread_local cf__remote *manager_of; /* set in the manager thread */
+
+bool cf__remote_on_manager(const cf__remote *r)
+{
+    return manager_of == r;
+}
+
+uv_loop_t *cf__remote_loop(cf__remote *r)
+{
+    return &r->loop;
+}
+
+void *cf__remote_transport(cf__remote *r)
+{
+    return r->transport;
+}
+
+void cf__remote_break(cf__remote *r, const char *why, int sig, int exit_status)
+{
+    uv_mutex_lock(&r->lock);
+    if (!r->broken) {
+        r->broken = true;
+        r->broken_message = cf__strdup(why);
+        r->broken_signal = sig;
+        r->broken_exit_status = exit_status;
+    }
+    uv_mutex_unlock(&r->lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The manager thread                                                        */
+/* ------------------------------------------------------------------------ */
+
+static void on_closed_quiet(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static bool any_task_held(const cf__remote *r)
+{
+    if (r->retry.head)
+        return true;
+    for (const cf__rworker *w = r->workers; w; w = w->next)
+        if (w->inflight.head)
+            return true;
+    return false;
+}
+
+/* Shut down: once nothing waits and no task runs, workers go; once they
+ * have exited, the loop's own handles close and uv_run returns. */
+static void maybe_finish(cf__remote *r)
+{
+    if (r->finishing)
+        return;
+    uv_mutex_lock(&r->lock);
+    bool shutdown = r->shutdown, idle = r->pending.head == NULL;
+    uv_mutex_unlock(&r->lock);
+    if (!shutdown)
+        return;
+    bool busy = any_task_held(r);
+    if (!idle && !busy) { /* no worker would skip the cancelled ones soon */
+        cf__remote_drop_cancelled(r);
+        uv_mutex_lock(&r->lock);
+        idle = r->pending.head == NULL;
+        uv_mutex_unlock(&r->lock);
+    }
+    if (!idle || r->retry.head)
+        return;
+    for (cf__rworker *w = r->workers; w; w = w->next)
+        if (!w->inflight.head)
+            cf__rworker_retire(w);
+    if (r->nworkers > 0)
+        return;
+    r->finishing = true;
+    uv_mutex_lock(&r->lock);
+    r->manager_alive = false;
+    uv_cond_broadcast(&r->cond);
+    uv_mutex_unlock(&r->lock);
+    if (r->ops->finish)
+        r->ops->finish(r);
+    uv_close((uv_handle_t *)&r->async, on_closed_quiet);
+    uv_close((uv_handle_t *)&r->check, on_closed_quiet);
+}
+
+/* cf_executor_terminate_workers / kill_workers, on the manager thread. */
+static void signal_all(cf__remote *r, int sig)
+{
+    r->terminating = true;
+    for (cf__rworker *w = r->workers; w; w = w->next)
+        cf__rworker_kill(w, sig);
+    cf__remote_fail_all(&r->retry, CF_EBROKEN, CF_EBROKEN, "the pool's workers were terminated");
+}
+
+static void on_async(uv_async_t *a)
+{
+    cf__remote *r = a->data;
+    uv_mutex_lock(&r->lock);
+    int sig = r->signal_req;
+    uint64_t gen = r->signal_gen_req;
+    r->signal_req = 0;
+    uv_mutex_unlock(&r->lock);
+    if (sig) {
+        signal_all(r, sig);
+        uv_mutex_lock(&r->lock);
+        r->signal_gen_done = gen;
+        uv_cond_broadcast(&r->cond);
+        uv_mutex_unlock(&r->lock);
+    }
+    /* The work itself is handed out in on_check, once per loop iteration. */
+}
+
+static void on_check(uv_check_t *c)
+{
+    cf__remote *r = c->data;
+    cf__remote_dispatch(r);
+    maybe_finish(r);
+}
+
+static void manager_main(void *arg)
+{
+    cf__remote *r = arg;
+    manager_of = r;
+    /* Signals are for the program's own threads; a write to a dead worker
+     * must give EPIPE here, not kill the program with SIGPIPE. Workers
+     * started from this thread begin with every signal blocked and unblock
+     * them once their dispositions are reset (worker_entry.c). */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r->loop);
+    manager_of = NULL;
+    if (r->orphaned) { /* nobody joins us: see remote_release */
+        pthread_detach(pthread_self());
+        cf__executor_unhold(&r->base); /* the user's hold, left to us */
+        return;
+    }
+    cf__event_set(&r->done);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The ops                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int remote_submit(cf_executor *ex, cf_future *f)
+{
+    cf__remote *r = (cf__remote *)ex;
+    if (cf__wire_call_data_size(&f->call) > r->max_message)
+        return CF_ETOOBIG;
+    f->spin_wait = CF__SPIN_YIELD;
+    int rc = 0;
+    uv_mutex_lock(&r->lock);
+    if (r->shutdown) {
+        rc = CF_ESHUTDOWN;
+    } else if (r->broken) {
+        rc = CF_EBROKEN;
+    } else {
+        cf__fq_push(&r->pending, f);
+        uv_async_send(&r->async); /* under the lock: the manager is alive */
+    }
+    uv_mutex_unlock(&r->lock);
+    return rc;
+}
+
+static int remote_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
+{
+    cf__remote *r = (cf__remote *)ex;
+    cf__fqueue cancel = { 0 };
+    uv_mutex_lock(&r->lock);
+    r->shutdown = true;
+    if (cancel_futures) {
+        cancel = r->pending;
+        r->pending = (cf__fqueue){ 0 };
+    }
+    if (r->manager_alive)
+        uv_async_send(&r->async);
+    uv_mutex_unlock(&r->lock);
+    cf_future *f;
+    while ((f = cf__fq_pop(&cancel)))
+        cf__remote_cancel_queued(f);
+    if (wait && !cf__remote_on_manager(r)) /* never wait for ourselves */
+        cf__event_wait(&r->done, CF__NO_DEADLINE);
+    return 0;
+}
+
+static int remote_signal_workers(cf_executor *ex, int signum)
+{
+    cf__remote *r = (cf__remote *)ex;
+    remote_shutdown(ex, false, true);
+    if (cf__remote_on_manager(r)) { /* from a done-callback: at once */
+        signal_all(r, signum);
+        return 0;
+    }
+    uv_mutex_lock(&r->lock);
+    uint64_t gen = ++r->signal_gen_req;
+    r->signal_req = signum;
+    if (r->manager_alive)
+        uv_async_send(&r->async);
+    /* Return once the signals are sent. */
+    while (r->manager_alive && r->signal_gen_done < gen)
+        uv_cond_wait(&r->cond, &r->lock);
+    uv_mutex_unlock(&r->lock);
+    return 0;
+}
+
+static void free_memory(cf__remote *r)
+{
+    cf__remote_fncache_clear(r);
+    cf__free(r->broken_message);
+    cf__free(r->init_ref);
+    if (r->ops->destroy)
+        r->ops->destroy(r);
+    cf__free(r);
+}
+
+static void remote_destroy(cf_executor *ex)
+{
+    cf__remote *r = (cf__remote *)ex;
+    if (!r->orphaned) /* else the manager thread is ending, detached */
+        uv_thread_join(&r->thread);
+    cf__event_destroy(&r->done);
+    uv_cond_destroy(&r->cond);
+    uv_mutex_destroy(&r->lock);
+    free_memory(r);
+}
+
+/* From a done-callback (the manager thread) the manager cannot wait for
+ * itself: shut down without waiting, and the manager frees the pool once
+ * its loop has ended. */
+static bool remote_release(cf_executor *ex)
+{
+    cf__remote *r = (cf__remote *)ex;
+    if (cf__remote_on_manager(r)) {
+        remote_shutdown(ex, false, false);
+        r->orphaned = true;
+        return false;
+    }
+    remote_shutdown(ex, true, false);
+    return true;
+}
+
+/* A fork() child's copy: the manager thread and the workers are the
+ * parent's (the fork handlers closed our copies of their channels). Only
+ * the pool's own block goes; what the manager owned (its loop, the workers'
+ * records, the transport's handles) is left as the fork found it. */
+static void remote_forget(cf_executor *ex)
+{
+    cf__remote *r = (cf__remote *)ex;
+    cf__free(r->broken_message);
+    cf__free(r->init_ref);
+    cf__free(r);
+}
+
+static const cf__executor_ops remote_ops = {
+    .name = "remote",
+    .submit = remote_submit,
+    .shutdown = remote_shutdown,
+    .signal_workers = remote_signal_workers,
+    .release = remote_release,
+    .destroy = remote_destroy,
+    .forget = remote_forget,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Creation                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void configure(cf__remote *r, const cf__remote_config *cfg)
+{
+    r->max_workers = cfg->max_workers;
+    r->max_tasks = cfg->max_tasks;
+    r->task_timeout = cfg->task_timeout;
+    if (cfg->task_timeout > 0) {
+        double ms = cfg->task_timeout * 1000.0;
+        r->timeout_ms = (uint64_t)ms;
+        if ((double)r->timeout_ms < ms || r->timeout_ms == 0)
+            r->timeout_ms++; /* round up: never kill early */
+    }
+    r->max_message = cfg->max_message ? cfg->max_message : CF__WIRE_DEFAULT_MAX_MESSAGE;
+    if (r->max_message > CF__WIRE_MAX_MAX_MESSAGE)
+        r->max_message = CF__WIRE_MAX_MAX_MESSAGE;
+    r->frame_limit = cf__wire_frame_limit(r->max_message);
+    r->initarg = (uint64_t)(uintptr_t)cfg->initarg;
+}
+
+/* The loop, its handles and the manager thread: 0 or CF_ESYSTEM. */
+static int start_manager(cf__remote *r)
+{
+    if (uv_mutex_init(&r->lock) != 0)
+        return CF_ESYSTEM;
+    if (uv_cond_init(&r->cond) != 0)
+        goto fail_mutex;
+    if (cf__event_init(&r->done) != 0)
+        goto fail_cond;
+    /* libuv's descriptors must not land on a closed 0, 1 or 2: it would
+     * one day close them as if they were its own, and asserts they are not. */
+    int held[3];
+    cf__stdio_hold(held);
+    int rc = uv_loop_init(&r->loop);
+    if (rc == 0 && uv_async_init(&r->loop, &r->async, on_async) != 0) {
+        uv_loop_close(&r->loop);
+        rc = -1;
+    }
+    cf__stdio_release(held);
+    if (rc != 0)
+        goto fail_event;
+    r->async.data = r;
+    uv_check_init(&r->loop, &r->check);
+    r->check.data = r;
+    uv_check_start(&r->check, on_check);
+    r->manager_alive = true;
+    if (uv_thread_create(&r->thread, manager_main, r) != 0) {
+        uv_close((uv_handle_t *)&r->async, NULL);
+        uv_close((uv_handle_t *)&r->check, NULL);
+        uv_run(&r->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&r->loop);
+        goto fail_event;
+    }
+    return 0;
+
+fail_event:
+    cf__event_destroy(&r->done);
+fail_cond:
+    uv_cond_destroy(&r->cond);
+fail_mutex:
+    uv_mutex_destroy(&r->lock);
+    return CF_ESYSTEM;
+}
+
+cf_executor *cf__remote_new(const cf__remote_config *cfg, const cf__transport_ops *ops,
+                            void *transport)
+{
+    cf__remote *r = cf__calloc(1, sizeof *r);
+    if (!r) {
+        if (ops->destroy) {
+            cf__remote tmp = { .transport = transport };
+            ops->destroy(&tmp);
+        }
+        return cf__fail(CF_ENOMEM);
+    }
+    r->ops = ops;
+    r->transport = transport;
+    if (cf__executor_init(&r->base, &remote_ops) != 0) {
+        free_memory(r);
+        return cf__fail_msg(CF_ESYSTEM, "cannot install the fork() handlers");
+    }
+    configure(r, cfg);
+    if (cfg->initializer) {
+        int rc = cf__remote_fnref_new(cfg->initializer, &r->init_ref, &r->init_ref_len);
+        if (rc != 0) {
+            free_memory(r);
+            if (rc == CF_EINVAL)
+                return cf__fail_msg(CF_EINVAL, "the initializer %p is in no loaded object",
+                                    (void *)cfg->initializer);
+            return cf__fail(rc);
+        }
+    }
+    if (start_manager(r) != 0) {
+        free_memory(r);
+        return cf__fail_msg(CF_ESYSTEM, "cannot start the pool's manager thread and loop");
+    }
+    return &r->base;
+}

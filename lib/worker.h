@@ -1,0 +1,60 @@
+/* The worker side of a remote pool: the serve loop (worker.c) and, for
+ * process workers, how a process becomes one (worker_entry.c). Never
+ * installed.
+ * SPDX-License-Identifier: MIT */
+#ifndef CF_WORKER_H
+#define CF_WORKER_H
+
+#include "internal.h"
+
+#include "wire.h"
+
+#include <stddef.h>
+
+/* Exit statuses of a process worker that gives up (the parent reports them). */
+enum {
+    CF__WORKER_EXIT_PROTOCOL = 111, /* a frame it cannot make sense of */
+    CF__WORKER_EXIT_NOMEM = 112,
+    CF__WORKER_EXIT_IO = 113,       /* its channel failed: the parent is gone */
+    CF__WORKER_EXIT_SETUP = 114,    /* it could not become a worker */
+};
+
+/* How the serve loop reaches its pool: the transport's side of a worker. */
+typedef struct cf__serve_io {
+    void *ctx;
+    /* Block until bytes come: how many were read (> 0), 0 at the end, < 0
+     * on an error (both end the loop). */
+    ptrdiff_t (*read)(void *ctx, void *buf, size_t cap);
+    /* Write all len bytes: 0, or nonzero when the pool is gone. */
+    int (*write)(void *ctx, const void *buf, size_t len);
+    /* Added to the message when a function of the main program cannot be
+     * found here (a helper worker cannot load the main program), or NULL. */
+    const char *main_program_hint;
+} cf__serve_io;
+
+/* Serve tasks until the pool says to stop, closes the channel or a failure
+ * ends it: returns the exit status (0 when told to stop or at the end). */
+int cf__serve(const cf__serve_io *io);
+
+/* Process workers (worker_entry.c). The command line a worker process is
+ * started with: argv[1] is one of these, argv[2] "<fd>:<parent pid>", and
+ * for the helper argv[3] the libcfutures it must load. */
+#define CF__WORKER_FLAG "--cfutures-worker"       /* served from main's place */
+#define CF__WORKER_FLAG_EARLY "--cfutures-worker-early" /* from a constructor */
+/* Whether this process started through the library's __libc_start_main
+ * (libcfutures was linked into the program and took over its entry): then a
+ * re-run of the program can become a worker before main, after every static
+ * initialiser. */
+bool cf__worker_entry_interposed(void);
+/* Become a worker on `fd` (a socket): reset the signals, serve, _exit. For a
+ * process made by fork(). */
+_Noreturn void cf__worker_run_forked(int fd);
+/* In a process worker: its channel's descriptor, else -1 (for tests that
+ * garble replies). */
+int cf__worker_reply_fd(void);
+/* The helper program's entry (exported for lib/worker_helper.c, which loads
+ * libcfutures by path and calls it): argv as above. Returns only when argv is
+ * not a worker's. */
+CF_API int cf__worker_main(int argc, char **argv);
+
+#endif /* CF_WORKER_H */

@@ -1,0 +1,210 @@
+/* How a process becomes a process-pool worker: started by its pool with
+ * argv[1] = CF__WORKER_FLAG and argv[2] = "<fd>:<parent pid>", fd being its
+ * end of the channel (see worker.h).
+ *
+ * - Re-running the program (the exec start method): this library defines
+ *   __libc_start_main, which the program's startup code calls once every
+ *   static initialiser has run (C++ globals included) and just before it
+ *   would call main. When libcfutures is linked into the program it comes
+ *   before libc in the symbol search order, so ours is the one called: it
+ *   hands libc's a different main, the serve loop. (Where ours is not the
+ *   one called, a constructor can still serve, earlier; CF__WORKER_FLAG_EARLY.)
+ * - The helper program (lib/worker_helper.c) loads this library and calls
+ *   cf__worker_main.
+ * - A fork() of the pool's manager thread calls cf__worker_run_forked.
+ * Whatever the way, a worker starts with every signal at its default action
+ * and unblocked, and its channel close-on-exec, so that what a task starts
+ * inherits nothing of the pool. A command line that is not a real worker's
+ * (a stale copy, or a program whose first argument happens to match) is
+ * ignored: main runs as usual.
+ * SPDX-License-Identifier: MIT */
+#include "worker.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+static int channel_fd = -1;
+static const char *main_program_hint;
+static bool interposed;
+
+int cf__worker_reply_fd(void)
+{
+    return channel_fd;
+}
+
+bool cf__worker_entry_interposed(void)
+{
+    return interposed;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The serve loop over the channel                                           */
+/* ------------------------------------------------------------------------ */
+
+static ptrdiff_t channel_read(void *ctx, void *buf, size_t cap)
+{
+    int fd = *(int *)ctx;
+    ssize_t n;
+    do
+        n = read(fd, buf, cap);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static int channel_write(void *ctx, const void *buf, size_t len)
+{
+    int fd = *(int *)ctx;
+    const unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+static _Noreturn void serve_and_exit(int fd)
+{
+    channel_fd = fd;
+    cf__serve_io io = {
+        .ctx = &fd,
+        .read = channel_read,
+        .write = channel_write,
+        .main_program_hint = main_program_hint,
+    };
+    int status = cf__serve(&io);
+    _exit(status); /* no atexit handlers, no static destructors: not ours */
+}
+
+/* Every signal at its default action, then none blocked (the pool's manager
+ * thread, whose signal mask a worker inherits, blocks them all). */
+static void reset_signals(void)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL); /* fails harmlessly for reserved ones */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+_Noreturn void cf__worker_run_forked(int fd)
+{
+    reset_signals();
+    serve_and_exit(fd);
+}
+
+/* Parse "<fd>:<pid>" strictly. */
+static bool parse_marker(const char *s, int *fd, long *ppid)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != ':' || v < 3 || v > 65535)
+        return false;
+    *fd = (int)v;
+    s = end + 1;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v <= 1)
+        return false;
+    *ppid = v;
+    return true;
+}
+
+/* Whether argv is a worker's: a direct child of the pool holding a socket. */
+static bool real_worker(int argc, char **argv, const char *flag, int *fd)
+{
+    long ppid;
+    struct stat st;
+    return argc >= 3 && strcmp(argv[1], flag) == 0 && parse_marker(argv[2], fd, &ppid) &&
+           (long)getppid() == ppid && fstat(*fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static _Noreturn void become_worker(int fd)
+{
+    fcntl(fd, F_SETFD, FD_CLOEXEC); /* what a task execs does not inherit it */
+#ifdef PR_SET_PDEATHSIG
+    /* The "parent" here is the pool's manager thread: it outlives its
+     * workers unless the whole program dies. */
+    long ppid = (long)getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if ((long)getppid() != ppid)
+        _exit(0); /* the parent died before the line above */
+#endif
+    reset_signals();
+    serve_and_exit(fd);
+}
+
+int cf__worker_main(int argc, char **argv)
+{
+    int fd;
+    if (!real_worker(argc, argv, CF__WORKER_FLAG, &fd))
+        return CF__WORKER_EXIT_SETUP;
+    main_program_hint = "; a worker started through the cfutures-worker helper has only the "
+                        "libraries of the program, not the program itself: link the program "
+                        "with libcfutures (start method exec) or use the fork start method";
+    become_worker(fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Re-running the program                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef int (*main_fn)(int, char **, char **);
+typedef int (*libc_start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void),
+                                  void (*)(void), void *);
+
+static int worker_instead_of_main(int argc, char **argv, char **envp)
+{
+    (void)envp;
+    int fd;
+    real_worker(argc, argv, CF__WORKER_FLAG, &fd); /* checked before */
+    become_worker(fd);
+}
+
+/* The program's startup code calls this (see the top of the file). */
+CF_API int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
+                             void (*fini)(void), void (*rtld_fini)(void), void *stack_end);
+int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
+                      void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+{
+    libc_start_main_fn next =
+        (libc_start_main_fn)(uintptr_t)dlsym(RTLD_NEXT, "__libc_start_main");
+    if (!next) { /* no libc below us to start the program: it cannot run */
+        static const char msg[] = "libcfutures: no __libc_start_main to start the program\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(127);
+    }
+    interposed = true;
+    int fd;
+    if (real_worker(argc, argv, CF__WORKER_FLAG, &fd))
+        main = worker_instead_of_main;
+    return next(main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+/* glibc passes constructors the command line. */
+__attribute__((constructor)) static void early_worker(int argc, char **argv, char **envp)
+{
+    (void)envp;
+    int fd;
+    if (argv && real_worker(argc, argv, CF__WORKER_FLAG_EARLY, &fd))
+        become_worker(fd);
+}

@@ -7,7 +7,8 @@
  * pool's worker); a bridge runs them on the loop's thread instead, inside
  * uv_run, as uv_queue_work's after_work_cb runs. Part of libcfutures; build
  * with `pkg-config cfutures-uv` (or the Meson dependency 'cfutures-uv'),
- * which also finds libuv.
+ * which also finds libuv. (With -std=c11 rather than gnu11, <uv.h> needs
+ * POSIX types: define _POSIX_C_SOURCE 200809L before the first include.)
  *
  * The bridge owns two handles on the loop: a uv_async_t, by which completing
  * threads wake the loop, and a uv_prepare_t. While callbacks are outstanding

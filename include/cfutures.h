@@ -362,13 +362,14 @@ CF_API int cf_completion_queue_fd(cf_completion_queue *q);
 CF_API int cf_completion_queue_add(cf_completion_queue *q, cf_future *f, cf_done_fn cb,
                                    void *userdata);
 /* Run, in this thread, the callbacks whose futures were done when the call
- * began, in the order they completed (callbacks those add are left for the
- * next call), and release the queue's references to their futures. Returns
- * how many ran (0 when none was ready), or CF_EINVAL for a NULL q. Never
- * blocks waiting for futures. A callback may call any cfutures function,
- * including cf_completion_queue_add and cf_completion_queue_free on this queue
- * (then the callbacks not yet run are dropped and the queue goes when the
- * dispatch returns). */
+ * began, in the order they completed (callbacks that become ready meanwhile
+ * wait for the next call), and release the queue's references to their
+ * futures. Returns how many ran (0 when none was ready), or CF_EINVAL for a
+ * NULL q. Never blocks waiting for futures. Several threads may dispatch at
+ * once; each runs its own share. A callback may call any cfutures function,
+ * including cf_completion_queue_add and cf_completion_queue_free on this
+ * queue (then the callbacks not yet run are dropped and the queue goes when
+ * the dispatch returns). */
 CF_API int cf_completion_queue_dispatch(cf_completion_queue *q);
 /* Free the queue and close its descriptor (remove it from your loop first).
  * Callbacks not yet run are dropped, never called, and the queue releases its

@@ -12,7 +12,7 @@
  *   gives the code (per thread, like errno).
  * - Timeouts are double seconds: CF_FOREVER (negative) waits without limit, 0 polls.
  * - Every destructor (cf_future_unref, cf_executor_free, cf_map_free,
- *   cf_as_completed_free) accepts NULL.
+ *   cf_as_completed_free, cf_completion_queue_free) accepts NULL.
  * - Every function is thread-safe unless its comment says otherwise: futures and
  *   executors may be shared between threads; one iterator (cf_map_iter,
  *   cf_as_completed) is used by one thread at a time.
@@ -366,6 +366,55 @@ CF_API const cf_exception *cf_map_exception(cf_map_iter *it);
  * Does not wait for tasks already running: they finish on their own and their
  * results are dropped. NULL-safe. */
 CF_API void cf_map_free(cf_map_iter *it);
+
+/* ------------------------------------------------------------------------ */
+/* Completions on an event loop                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Done-callbacks run in the thread that completes the future. A program built
+ * around an event loop wants them on its loop thread instead, as libuv's
+ * uv_queue_work after_work_cb and Python's loop.run_in_executor give them.
+ * A completion queue does that for any loop: hand it a future and a callback,
+ * watch its descriptor for reading (epoll, poll, select, GLib's
+ * g_unix_fd_add), and call cf_completion_queue_dispatch when it is readable:
+ * the callbacks of the futures done by then run there, in that thread.
+ * libuv programs use <cfutures-uv.h> instead, which does the same inside
+ * uv_run. */
+typedef struct cf_completion_queue cf_completion_queue;
+
+/* A new, empty queue, owned by the caller (cf_completion_queue_free). NULL with
+ * cf_last_error(): CF_ENOMEM, or CF_ESYSTEM when no eventfd or mutex can be
+ * made (cf_last_error_message() says why). */
+CF_API cf_completion_queue *cf_completion_queue_new(void);
+/* The queue's descriptor: an eventfd (non-blocking, close-on-exec), readable
+ * exactly while callbacks are ready to run. Owned by the queue: do not read,
+ * write or close it; it stays the same until cf_completion_queue_free.
+ * CF_EINVAL for a NULL q. */
+CF_API int cf_completion_queue_fd(cf_completion_queue *q);
+/* Run cb(f, userdata) in a later cf_completion_queue_dispatch once f is done
+ * (finished or cancelled), once. A future already done when added also waits
+ * for a dispatch: cb never runs inside this call. The queue holds its own
+ * reference to f until cb has returned (or the queue is freed). Allocates
+ * here, so that completing f allocates nothing. Does not block. Returns 0,
+ * CF_EINVAL (NULL q, f or cb) or CF_ENOMEM (then cb will not be called). */
+CF_API int cf_completion_queue_add(cf_completion_queue *q, cf_future *f, cf_done_fn cb,
+                                   void *userdata);
+/* Run, in this thread, the callbacks whose futures were done when the call
+ * began, in the order they completed (callbacks that become ready meanwhile
+ * wait for the next call), and release the queue's references to their
+ * futures. Returns how many ran (0 when none was ready), or CF_EINVAL for a
+ * NULL q. Never blocks waiting for futures. Several threads may dispatch at
+ * once; each runs its own share. A callback may call any cfutures function,
+ * including cf_completion_queue_add and cf_completion_queue_free on this
+ * queue (then the callbacks not yet run are dropped and the queue goes when
+ * the dispatch returns). */
+CF_API int cf_completion_queue_dispatch(cf_completion_queue *q);
+/* Free the queue and close its descriptor (remove it from your loop first).
+ * Callbacks not yet run are dropped, never called, and the queue releases its
+ * references to their futures; a future still pending completes later without
+ * touching the queue. NULL-safe. Does not block on futures. Not while another
+ * thread uses q (a callback of q's own dispatch may call it, see above). */
+CF_API void cf_completion_queue_free(cf_completion_queue *q);
 
 /* ------------------------------------------------------------------------ */
 /* Scoped executors (GCC and Clang)                                          */

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The shared library exports exactly the public API.
 
-usage: test_exports.py NM LIBCFUTURES_SO CFUTURES_H
+usage: test_exports.py NM LIBCFUTURES_SO HEADER...
 
-Fails when the library exports a symbol that is not `cf_*` (a missing
-`static`, an internal `cf__*` name leaking out) or when a function the header
-declares with CF_API is not exported (declared but never defined, or hidden).
+HEADER: every installed header whose CF_API functions libcfutures defines
+(cfutures.h, cfutures-uv.h). Fails when the library exports a symbol that is
+not `cf_*` (a missing `static`, an internal `cf__*` name leaking out), when a
+function a header declares with CF_API is not exported (declared but never
+defined, or hidden), or when an exported `cf_*` name is in no header.
 SPDX-License-Identifier: MIT
 """
 import re
@@ -36,12 +38,28 @@ def declared(header):
     return set(re.findall(r"\bCF_API\b[^;{(]*?\b(cf_\w+)\s*\(", text))
 
 
+def declared_in(headers):
+    """{name: header} for every CF_API function of the headers."""
+    where = {}
+    for header in headers:
+        for name in declared(header):
+            where.setdefault(name, header)
+    return where
+
+
 def main():
-    nm, lib, header = sys.argv[1:4]
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    nm, lib, headers = sys.argv[1], sys.argv[2], sys.argv[3:]
     names = exported(nm, lib)
-    api = declared(header)
+    where = declared_in(headers)
+    api = set(where)
+    for header in headers:
+        if not declared(header):
+            print(f"no CF_API declaration found in {header}: parser broken?")
+            return 1
     if len(api) < 20:
-        print(f"only {len(api)} CF_API declarations found in {header}: parser broken?")
+        print(f"only {len(api)} CF_API declarations found in {' '.join(headers)}: parser broken?")
         return 1
     stray = sorted(n for n in names - LINKER_SYMBOLS - WORKER_ENTRIES
                    if not n.startswith("cf_") or n.startswith("cf__"))
@@ -51,9 +69,9 @@ def main():
     for n in stray:
         print(f"exported but not public: {n}")
     for n in missing:
-        print(f"declared CF_API in cfutures.h but not exported: {n}")
+        print(f"declared CF_API in {where[n]} but not exported: {n}")
     for n in extra:
-        print(f"exported cf_ name not declared CF_API in cfutures.h: {n}")
+        print(f"exported cf_ name not declared CF_API in any header: {n}")
     print(f"{len(names)} exported symbols, {len(api)} declared")
     return 1 if stray or missing or extra else 0
 

@@ -1,8 +1,10 @@
 // The public header compiles alone as C++11 at the strictest warnings
 // (test/meson.build builds this with -Werror), links, and its names work
-// from C++, including the scoped helpers under g++ and clang++.
+// from C++, including the scoped helpers under g++ and clang++; so does
+// <cfutures-uv.h> after it.
 // SPDX-License-Identifier: MIT
 #include <cfutures.h> // first, so it must stand on its own
+#include <cfutures-uv.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +21,17 @@
 static void *twice(void *arg)
 {
     return reinterpret_cast<void *>(reinterpret_cast<std::intptr_t>(arg) * 2);
+}
+
+static std::intptr_t on_loop;
+
+static void record(cf_future *f, void *userdata)
+{
+    void *value = nullptr;
+    if (cf_future_result(f, 0, &value) == 0)
+        on_loop = reinterpret_cast<std::intptr_t>(value);
+    (void)userdata;
+    cf_future_unref(f);
 }
 
 int main()
@@ -42,5 +55,18 @@ int main()
         bodies++;
     }
     CHECK(bodies == 1);
+
+    uv_loop_t loop;
+    CHECK(uv_loop_init(&loop) == 0);
+    cf_uv_bridge *b = cf_uv_bridge_new(&loop);
+    cf_executor *ex = cf_thread_pool_new(nullptr);
+    CHECK(b != nullptr && ex != nullptr);
+    CHECK(cf_uv_run_in_executor(b, ex, twice, reinterpret_cast<void *>(8), record, nullptr));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(on_loop == 16);
+    cf_uv_bridge_close(b);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+    cf_executor_free(ex);
     return 0;
 }

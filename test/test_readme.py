@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compile (and run) every C snippet of README.md, as a new user would.
 
-    test_readme.py README.md LIBCFUTURES -- CC [CFLAGS...]
+    test_readme.py README.md LIBCFUTURES [--uv ARG]... -- CC [CFLAGS...]
 
 The convention, which README.md follows:
 
@@ -14,6 +14,11 @@ The convention, which README.md follows:
 
 GitHub only reads the first word of the info string, so every block is
 still highlighted as C. Blocks of other languages are ignored.
+
+A program that includes <cfutures-uv.h> calls libuv itself, so it is also
+linked with the --uv arguments (e.g. -L<dir> -luv, what pkg-config's
+cfutures-uv gives a user); without them (libuv is not the system's) it is
+counted as not supported by this build.
 
 A program that fails only because this build has no process pool yet (it
 prints cf_strerror(CF_ENOTSUP)) is counted as unsupported: when that is the
@@ -46,10 +51,20 @@ def snippets(text):
         i = j + 1
 
 
-def main(argv):
-    if len(argv) < 4 or argv[2] != "--":
+def parse_args(argv):
+    """(readme, lib, uv_args, cc) from the command line."""
+    if len(argv) < 2 or "--" not in argv[2:]:
         sys.exit(__doc__)
-    readme, lib, cc = argv[0], os.path.abspath(argv[1]), argv[3:]
+    readme, lib = argv[0], os.path.abspath(argv[1])
+    end = argv.index("--", 2)
+    options, cc = argv[2:end], argv[end + 1:]
+    if len(options) % 2 or any(o != "--uv" for o in options[::2]) or not cc:
+        sys.exit(__doc__)
+    return readme, lib, options[1::2], cc
+
+
+def main(argv):
+    readme, lib, uv_args, cc = parse_args(argv)
     with open(readme, encoding="utf-8") as f:
         text = f.read()
     libdir = os.path.dirname(lib)
@@ -62,9 +77,17 @@ def main(argv):
             with open(src, "w", encoding="utf-8") as f:
                 f.write(code)
             is_program = re.search(r"\bint\s+main\s*\(", code) is not None
+            uses_uv = re.search(r"#\s*include\s*<cfutures-uv\.h>", code) is not None
+            if is_program and uses_uv and not uv_args:
+                print(f"README.md:{line}: not supported by this build: no system libuv "
+                      "to link the program with")
+                unsupported += 1
+                continue
             if is_program:
                 exe = os.path.join(tmp, f"snippet_{line}")
                 cmd = cc + [src, "-o", exe, lib, "-Wl,-rpath," + libdir, "-pthread"]
+                if uses_uv:
+                    cmd += uv_args
             else:
                 cmd = cc + ["-c", src, "-o", src + ".o"]
             build = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -18,6 +18,7 @@ typedef enum bench_workload {
     BENCH_CPU_SPEEDUP,
     BENCH_MAP_CHUNKED,
     BENCH_SLEEP_CONCURRENCY,
+    BENCH_LOOP_ROUNDTRIP, /* bench_loop.c: cfutures and libuv only */
     BENCH_WORKLOAD_COUNT
 } bench_workload;
 
@@ -30,7 +31,7 @@ bool bench_workload_higher_is_better(bench_workload w);
 typedef struct bench_params {
     int workers;              /* 2 */
     size_t empty_tasks;       /* 200,000 */
-    size_t roundtrips;        /* 20,000 */
+    size_t roundtrips;        /* 20,000 (also loop_roundtrip's) */
     size_t cpu_calls;         /* 100 */
     int cpu_num;              /* 300 */
     size_t map_items;         /* 1,000,000 */
@@ -110,6 +111,11 @@ bool bench_glib_run(bench_workload w, const bench_params *p);
 bool bench_uv_run(bench_workload w, const bench_params *p);
 int bench_uv_child(bench_workload w, const bench_params *p);
 bool bench_glib_available(void);
+/* loop_roundtrip: cfutures' thread pool through cf_uv_run_in_executor, and
+ * (compare) libuv's uv_queue_work from a child cf-bench, which runs
+ * bench_loop_uv_child. */
+bool bench_loop_run(const bench_params *p, bool compare);
+int bench_loop_uv_child(const bench_params *p);
 
 /* Python's concurrent.futures through pybench.py: the five workloads (or only
  * `workload` when >= 0; only `pool` "thread" or "process" when not NULL), or

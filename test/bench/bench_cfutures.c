@@ -266,6 +266,7 @@ bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
         case BENCH_CPU_SPEEDUP: v = run_cpu(process, ex, p); break;
         case BENCH_MAP_CHUNKED: v = run_map(process, ex, p); break;
         case BENCH_SLEEP_CONCURRENCY: v = run_sleep(process, ex, p); break;
+        case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
         case BENCH_WORKLOAD_COUNT: break;
         }
         cf_executor_free(ex);

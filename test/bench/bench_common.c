@@ -20,6 +20,7 @@ static const struct {
     [BENCH_CPU_SPEEDUP] = {"cpu_speedup", "x", true},
     [BENCH_MAP_CHUNKED] = {"map_chunked", "items/s", true},
     [BENCH_SLEEP_CONCURRENCY] = {"sleep_concurrency", "ms", false},
+    [BENCH_LOOP_ROUNDTRIP] = {"loop_roundtrip", "us", false},
 };
 
 const char *bench_workload_name(bench_workload w) { return workloads[w].name; }

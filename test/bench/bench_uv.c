@@ -187,6 +187,7 @@ static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
         free(reqs);
         break;
     }
+    case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
     case BENCH_WORKLOAD_COUNT:
         break;
     }

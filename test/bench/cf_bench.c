@@ -33,7 +33,7 @@ static void usage(FILE *out)
             "  --repeat N       each figure is the median of N runs (default 5)\n"
             "  --system S       only cfutures' thread or process pool\n"
             "  --workload NAME  only empty_throughput, roundtrip_latency, cpu_speedup,\n"
-            "                   map_chunked or sleep_concurrency\n"
+            "                   map_chunked, sleep_concurrency or loop_roundtrip\n"
             "  --sweep          task size x workers: per-task overhead and efficiency\n"
             "  --memory         bytes per pending future (1,000,000 of them)\n"
             "  --compare        also Python, GLib and libuv, the sweep and memory, then\n"
@@ -99,11 +99,12 @@ static bool parse_options(int argc, char **argv, options *o)
 
 static bool is_cfutures(const char *system) { return strncmp(system, "cfutures-", 9) == 0; }
 
-/* "thread" or "process": the part after the last '-'. */
+/* "thread" or "process": the part after the last '-' ("libuv", which only
+ * has threads: "thread"). */
 static const char *pool_kind(const char *system)
 {
     const char *dash = strrchr(system, '-');
-    return dash ? dash + 1 : system;
+    return dash ? dash + 1 : "thread";
 }
 
 static bool higher_is_better(const char *workload)
@@ -120,7 +121,7 @@ static bool in_table(const char *workload)
 static void print_compare_table(void)
 {
     static const char *const rows[] = {"empty_throughput", "roundtrip_latency", "cpu_speedup",
-                                       "map_chunked", "sleep_concurrency",
+                                       "map_chunked", "sleep_concurrency", "loop_roundtrip",
                                        "pending_future_memory"};
     printf("#\n# side by side: ratio = figure / cfutures' figure for the same pool kind;\n"
            "# 'cfutures x' = how many times better cfutures is (>1: cfutures wins)\n");
@@ -170,6 +171,7 @@ static const target targets[] = {
     {"cfutures-thread", "empty_throughput", "python-thread", 50, true, ">= 50 x Python"},
     {"cfutures-thread", "roundtrip_latency", "glib-thread", 0.2, false, "<= 1/5 of GLib"},
     {"cfutures-thread", "pending_future_memory", NULL, 256, false, "<= 256 bytes/future"},
+    {"cfutures-thread", "loop_roundtrip", "libuv", 0.5, false, "<= 1/2 of libuv"},
     {"cfutures-process", "empty_throughput", NULL, 250e3, true, ">= 250 k tasks/s"},
     {"cfutures-process", "roundtrip_latency", NULL, 30, false, "<= 30 us"},
     {"cfutures-process", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x"},
@@ -365,13 +367,19 @@ int main(int argc, char **argv)
     bench_params p;
     bench_params_init(&p, o.quick, o.repeat);
     if (o.uv_child)
-        return bench_uv_child((bench_workload)o.workload, &p);
+        return o.workload == BENCH_LOOP_ROUNDTRIP ? bench_loop_uv_child(&p)
+                                                  : bench_uv_child((bench_workload)o.workload, &p);
 
     print_machine(&o);
     bool ok = true;
     for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++) {
         if (o.workload >= 0 && w != o.workload)
             continue;
+        if (w == BENCH_LOOP_ROUNDTRIP) { /* a thread pool on a libuv loop, and libuv */
+            if (o.thread)
+                ok &= bench_loop_run(&p, o.compare);
+            continue;
+        }
         if (o.thread)
             ok &= bench_cfutures_run(false, (bench_workload)w, &p);
         if (o.process)
@@ -384,7 +392,7 @@ int main(int argc, char **argv)
             bench_uv_run((bench_workload)w, &p);
         }
     }
-    if (o.compare)
+    if (o.compare && o.workload != BENCH_LOOP_ROUNDTRIP) /* Python has no figure for it */
         bench_python_run(&p, false, o.workload,
                          o.thread && o.process ? NULL : o.thread ? "thread" : "process");
     if (o.sweep)

@@ -30,7 +30,9 @@ def main(argv):
     if not command:
         sys.exit("check_example.py: no program to run")
 
-    run = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    # stdin: /dev/null, whatever ours is (a program with its own libuv loop
+    # needs descriptors 0-2 open: libuv asserts its own are not them).
+    run = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
     sys.stdout.write(run.stdout)
     if run.returncode != 0:
         print(f"FAIL: {command[0]} exited with status {run.returncode}")

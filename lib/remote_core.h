@@ -48,6 +48,7 @@ struct cf__remote {
     uv_loop_t loop;
     uv_async_t async;
     uv_check_t check;
+    uv_pipe_t stdio_probe; /* see start_manager */
     uv_thread_t thread;
     cf__rworker *workers;
     int nworkers;  /* records not yet exited (any state) */

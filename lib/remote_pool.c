@@ -316,6 +316,12 @@ static int start_manager(cf__remote *r)
         uv_loop_close(&r->loop);
         rc = -1;
     }
+    if (rc == 0) {
+        /* The loop opens one more descriptor with its first stream handle
+         * (a spare for accept() when out of descriptors): have it now. */
+        uv_pipe_init(&r->loop, &r->stdio_probe, 0);
+        uv_close((uv_handle_t *)&r->stdio_probe, NULL);
+    }
     cf__stdio_release(held);
     if (rc != 0)
         goto fail_event;

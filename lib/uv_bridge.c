@@ -141,7 +141,10 @@ cf_uv_bridge *cf_uv_bridge_new(uv_loop_t *loop)
     b->spin = true;
     b->blocked_at = 0;
     b->loop_thread = uv_thread_self();
-    int rc = uv_async_init(loop, &b->async, on_async); /* may fail: it makes an eventfd */
+    int held[3];
+    cf__stdio_hold(held); /* the loop's first async handle makes an eventfd */
+    int rc = uv_async_init(loop, &b->async, on_async); /* may fail */
+    cf__stdio_release(held);
     if (rc != 0) {
         cf__completions_destroy(&b->core);
         cf__free(b);

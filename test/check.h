@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 
 #define CHECK(cond)                                                                  \
     do {                                                                             \
@@ -34,6 +35,16 @@
                     check_b_ ? check_b_ : "(null)");                                 \
             exit(1);                                                                 \
         }                                                                            \
+    } while (0)
+
+/* A program that makes its own libuv loop needs descriptors 0-2 open:
+ * libuv asserts that those of its loop are not them. (cfutures' own pools
+ * take care of that; a test run with stdin closed makes its loop safe.) */
+#define KEEP_STDIO_OPEN()                                                            \
+    do {                                                                             \
+        for (int keep_fd_ = 0; keep_fd_ < 3; keep_fd_++)                             \
+            if (fcntl(keep_fd_, F_GETFD) < 0)                                        \
+                CHECK(open("/dev/null", O_RDWR) == keep_fd_);                        \
     } while (0)
 
 /* Run one test function, naming it on stderr. */

@@ -26,6 +26,7 @@ static void on_done(cf_future *f, void *userdata)
 
 int main(void)
 {
+    KEEP_STDIO_OPEN();
     uv_loop_t loop;
     CHECK_EQ(uv_loop_init(&loop), 0);
     cf_uv_bridge *b = cf_uv_bridge_new(&loop);

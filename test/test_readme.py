@@ -100,8 +100,10 @@ def main(argv):
                 fragments += 1
                 continue
             try:
-                run = subprocess.run([exe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, timeout=60)
+                # stdin /dev/null: a README program with its own libuv loop
+                # needs descriptors 0-2 open (libuv asserts its are not them).
+                run = subprocess.run([exe], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, timeout=60)
             except subprocess.TimeoutExpired:
                 print(f"README.md:{line}: the program did not finish within 60 s")
                 failures += 1

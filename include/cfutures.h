@@ -444,6 +444,31 @@ static inline void cf__autoptr_cleanup_cf_as_completed(cf_as_completed **p) { cf
 
 #ifdef __cplusplus
 }
+
+#include <exception>
+
+/* C++: a task whose escaping exception fails the task instead of the
+ * program. cf_cxx_task<fn> runs fn(arg); an exception that escapes it makes
+ * the task fail like cf_raise: the future reports CF_ETASK, and its
+ * exception has code CF_ETASK and what() as its message (for an exception
+ * that is not a std::exception, a message that says so). Works on every
+ * backend (on a process pool the wrapper itself is the function that
+ * travels):
+ *     cf_submit(ex, cf_cxx_task<parse>, arg);
+ * An exception escaping a task that is not wrapped is not caught: it
+ * terminates the program on a thread pool (std::terminate), and kills its
+ * worker on a process pool (the task fails with CF_EBROKEN, signal SIGABRT). */
+template <void *(*Fn)(void *)>
+void *cf_cxx_task(void *arg) noexcept
+{
+    try {
+        return Fn(arg);
+    } catch (const std::exception &e) {
+        return cf_raise(CF_ETASK, "%s", e.what());
+    } catch (...) {
+        return cf_raise(CF_ETASK, "%s", "a C++ exception that is not a std::exception");
+    }
+}
 #endif
 
 #endif /* CFUTURES_H */

@@ -64,3 +64,22 @@ void cf__fd_closing_unseen(int fd)
     (void)fd;
 #endif
 }
+
+int cf__fd_check_room(int n)
+{
+    int fds[16], opened = 0, err = 0;
+    if (n > 16)
+        n = 16;
+    while (opened < n) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            err = errno;
+            break;
+        }
+        fds[opened++] = fd;
+    }
+    while (opened > 0)
+        close(fds[--opened]);
+    errno = err;
+    return err ? -1 : 0;
+}

@@ -297,6 +297,9 @@ void cf__fork_close_fd(int fd, void (*close_fn)(void *arg), void *arg);
  * is closed): -1 with errno when that fails. */
 int cf__fd_above_stdio(int fd);
 bool cf__fd_is_open(int fd);
+/* Whether n more descriptors (up to 16) can be opened now: 0, or -1 with
+ * errno (libuv aborts when its first loop cannot make its descriptors). */
+int cf__fd_check_room(int n);
 /* fd is about to be closed where the sanitizers cannot see it (by libuv). */
 void cf__fd_closing_unseen(int fd);
 /* Occupy the standard descriptors that are closed (with /dev/null) while
@@ -311,7 +314,8 @@ typedef struct cf__object_file {
     ino_t ino;
     bool deleted; /* the file was removed since it was mapped */
 } cf__object_file;
-/* The file mapped at addr: 0, CF_EINVAL (no file there), CF_ESYSTEM. */
+/* The file mapped at addr: 0, CF_EINVAL (no file there), CF_ESYSTEM; errno
+ * says why on failure. */
 int cf__object_file_of(uintptr_t addr, cf__object_file *out);
 /* Whether f->path still names the file that was mapped. */
 bool cf__object_file_current(const cf__object_file *f);

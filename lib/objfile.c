@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@ int cf__object_file_of(uintptr_t addr, cf__object_file *out)
         }
     }
     fclose(maps);
+    if (rc != 0)
+        errno = ENOENT; /* for the caller's message: no such mapping */
     return rc;
 }
 

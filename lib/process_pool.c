@@ -182,7 +182,7 @@ static void on_exit_readable(uv_poll_t *h, int status, int events)
     if (status != 0) {
         e = (cf__worker_exit){ .signal = 0, .exit_status = -1 };
         snprintf(e.why, sizeof e.why, "worker lost: cannot watch its process (%s)",
-                 uv_strerror(status));
+                 strerror(-status));
     }
     uv_poll_stop(h);
     drain(w);
@@ -290,7 +290,7 @@ static int watch(cf__rworker *w, int channel, char *why, size_t cap)
     }
     if (rc == 0)
         return 0;
-    snprintf(why, cap, "cannot watch it: %s", uv_strerror(rc));
+    snprintf(why, cap, "cannot watch it: %s", strerror(-rc));
     kill_and_reap(p->pidfd, (int)w->pid);
     close_channel(w);
     if (p->watch_open) {

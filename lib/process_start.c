@@ -8,6 +8,7 @@
 #include "worker.h"
 
 #include <elf.h>
+#include <errno.h>
 #include <limits.h>
 #include <link.h>
 #include <stdio.h>
@@ -67,7 +68,8 @@ static int plan_exec(cf__start_plan *plan)
 {
     cf__object_file main_file;
     if (cf__object_file_of(getauxval(AT_PHDR), &main_file) != 0) {
-        cf__set_last_error_msg(CF_ESYSTEM, "cannot find the program's file in /proc/self/maps");
+        cf__set_last_error_msg(CF_ESYSTEM, "cannot find the program's file in /proc/self/maps: %s",
+                               strerror(errno));
         return CF_ESYSTEM;
     }
     bool current = cf__object_file_current(&main_file);
@@ -147,7 +149,8 @@ static int plan_helper(cf__start_plan *plan)
 {
     cf__object_file lib;
     if (cf__object_file_of((uintptr_t)&cf_submit, &lib) != 0) {
-        cf__set_last_error_msg(CF_ESYSTEM, "cannot find libcfutures' file in /proc/self/maps");
+        cf__set_last_error_msg(CF_ESYSTEM, "cannot find libcfutures' file in /proc/self/maps: %s",
+                               strerror(errno));
         return CF_ESYSTEM;
     }
     if (!cf__object_file_current(&lib)) {

@@ -13,6 +13,10 @@
 #include <signal.h>
 #include <string.h>
 
+/* Descriptors libuv's first loop makes (its signal lock pipe, the loop's
+ * epoll, signal pipe and eventfd, a spare for accept()), and a margin. */
+#define LOOP_FDS 8
+
 static _Thread_local cf__remote *manager_of; /* set in the manager thread */
 
 bool cf__remote_on_manager(const cf__remote *r)
@@ -298,24 +302,32 @@ static void configure(cf__remote *r, const cf__remote_config *cfg)
     r->initarg = (uint64_t)(uintptr_t)cfg->initarg;
 }
 
-/* The loop, its handles and the manager thread: 0 or CF_ESYSTEM. */
+/* The loop, its handles and the manager thread: 0 or CF_ESYSTEM, with the
+ * last error message set. */
 static int start_manager(cf__remote *r)
 {
+    const char *what = "a mutex";
     if (uv_mutex_init(&r->lock) != 0)
         return CF_ESYSTEM;
+    what = "a condition variable";
     if (uv_cond_init(&r->cond) != 0)
         goto fail_mutex;
     if (cf__event_init(&r->done) != 0)
         goto fail_cond;
     /* libuv's descriptors must not land on a closed 0, 1 or 2: it would
      * one day close them as if they were its own, and asserts they are not. */
+    /* libuv aborts the program when the first loop cannot have the
+     * descriptors it keeps for the whole process: make sure it can. */
+    if (cf__fd_check_room(LOOP_FDS) != 0) {
+        cf__set_last_error_msg(CF_ESYSTEM, "cannot make the pool's loop: %s", strerror(errno));
+        goto fail_event_quiet;
+    }
     int held[3];
     cf__stdio_hold(held);
+    what = "its loop";
     int rc = uv_loop_init(&r->loop);
-    if (rc == 0 && uv_async_init(&r->loop, &r->async, on_async) != 0) {
+    if (rc == 0 && (rc = uv_async_init(&r->loop, &r->async, on_async)) != 0)
         uv_loop_close(&r->loop);
-        rc = -1;
-    }
     if (rc == 0) {
         /* The loop opens one more descriptor with its first stream handle
          * (a spare for accept() when out of descriptors): have it now. */
@@ -323,14 +335,17 @@ static int start_manager(cf__remote *r)
         uv_close((uv_handle_t *)&r->stdio_probe, NULL);
     }
     cf__stdio_release(held);
-    if (rc != 0)
-        goto fail_event;
+    if (rc != 0) {
+        cf__set_last_error_msg(CF_ESYSTEM, "cannot make the pool's loop: %s", strerror(-rc));
+        goto fail_event_quiet;
+    }
     r->async.data = r;
     uv_check_init(&r->loop, &r->check);
     r->check.data = r;
     uv_check_start(&r->check, on_check);
     r->manager_alive = true;
-    if (uv_thread_create(&r->thread, manager_main, r) != 0) {
+    what = "its manager thread";
+    if ((rc = uv_thread_create(&r->thread, manager_main, r)) != 0) {
         uv_close((uv_handle_t *)&r->async, NULL);
         uv_close((uv_handle_t *)&r->check, NULL);
         uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -340,11 +355,18 @@ static int start_manager(cf__remote *r)
     return 0;
 
 fail_event:
+    cf__set_last_error_msg(CF_ESYSTEM, "cannot start the pool's manager thread: %s",
+                           strerror(-rc));
+fail_event_quiet:
     cf__event_destroy(&r->done);
+    uv_cond_destroy(&r->cond);
+    uv_mutex_destroy(&r->lock);
+    return CF_ESYSTEM;
 fail_cond:
     uv_cond_destroy(&r->cond);
 fail_mutex:
     uv_mutex_destroy(&r->lock);
+    cf__set_last_error_msg(CF_ESYSTEM, "cannot make %s for the pool", what);
     return CF_ESYSTEM;
 }
 
@@ -378,7 +400,7 @@ cf_executor *cf__remote_new(const cf__remote_config *cfg, const cf__transport_op
     }
     if (start_manager(r) != 0) {
         free_memory(r);
-        return cf__fail_msg(CF_ESYSTEM, "cannot start the pool's manager thread and loop");
+        return NULL; /* the last error says why */
     }
     return &r->base;
 }

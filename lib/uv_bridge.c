@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <stddef.h>
+#include <string.h>
 
 #define SPIN_PAUSE_NS 2000u /* busy-wait with a CPU pause... */
 #define SPIN_MAX_NS 50000u  /* ...then poll and yield until this much has passed */
@@ -148,7 +149,7 @@ cf_uv_bridge *cf_uv_bridge_new(uv_loop_t *loop)
     if (rc != 0) {
         cf__completions_destroy(&b->core);
         cf__free(b);
-        return cf__fail_msg(CF_ESYSTEM, "uv_async_init: %s", uv_strerror(rc));
+        return cf__fail_msg(CF_ESYSTEM, "uv_async_init: %s", strerror(-rc));
     }
     /* On Unix a prepare handle cannot fail to start. */
     uv_prepare_init(loop, &b->prepare);

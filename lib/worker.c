@@ -106,10 +106,9 @@ static char *not_found_message(const server *s, const char *what, const unsigned
 {
     char where[512];
     cf__fnref_describe(ref, len, where, sizeof where);
-    const char *hint = s->io->main_program_hint && cf__fnref_in_main_program(ref, len)
-                           ? s->io->main_program_hint
-                           : "";
-    return cf__format("%s %s not found in this worker: %s%s", what, where, why, hint);
+    if (s->io->main_program_hint && cf__fnref_in_main_program(ref, len))
+        why = s->io->main_program_hint; /* the reason, where it applies */
+    return cf__format("%s %s not found in this worker: %s", what, where, why);
 }
 
 static void reply_not_found(server *s, uint64_t id, const cf__wire_task *t, const char *why)

@@ -27,8 +27,8 @@ typedef struct cf__serve_io {
     ptrdiff_t (*read)(void *ctx, void *buf, size_t cap);
     /* Write all len bytes: 0, or nonzero when the pool is gone. */
     int (*write)(void *ctx, const void *buf, size_t len);
-    /* Added to the message when a function of the main program cannot be
-     * found here (a helper worker cannot load the main program), or NULL. */
+    /* Why a function of the main program cannot be found here (a helper
+     * worker cannot load the main program), or NULL. */
     const char *main_program_hint;
 } cf__serve_io;
 

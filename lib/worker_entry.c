@@ -106,11 +106,6 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-_Noreturn void cf__worker_run_forked(int fd)
-{
-    reset_signals();
-    serve_and_exit(fd);
-}
 
 /* Parse "<fd>:<pid>" strictly. */
 static bool parse_marker(const char *s, int *fd, long *ppid)
@@ -153,14 +148,19 @@ static _Noreturn void become_worker(int fd)
     serve_and_exit(fd);
 }
 
+_Noreturn void cf__worker_run_forked(int fd)
+{
+    become_worker(fd);
+}
+
 int cf__worker_main(int argc, char **argv)
 {
     int fd;
     if (!real_worker(argc, argv, CF__WORKER_FLAG, &fd))
         return CF__WORKER_EXIT_SETUP;
-    main_program_hint = "; a worker started through the cfutures-worker helper has only the "
-                        "libraries of the program, not the program itself: link the program "
-                        "with libcfutures (start method exec) or use the fork start method";
+    main_program_hint = "a worker started through the cfutures-worker helper has the "
+                        "program's libraries, not the program itself: link the program with "
+                        "libcfutures (start method exec) or use the fork start method";
     become_worker(fd);
 }
 

@@ -82,9 +82,15 @@ static void test_fork_thread_pool(void)
     check_fork(cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = 2 }), false);
 }
 
+static void test_fork_process_pool(void)
+{
+    check_fork(cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 2 }), true);
+}
+
 int main(void)
 {
     make_pipes();
     RUN(test_fork_thread_pool);
+    RUN(test_fork_process_pool);
     return 0;
 }

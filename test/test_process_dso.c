@@ -123,6 +123,81 @@ static void test_other_build_refused(void)
     CHECK(unlink(path) == 0 && rmdir(dir) == 0);
 }
 
+/* A plugin loaded by a relative name, then the program changes directory:
+ * the worker still finds the file (references carry its absolute path). */
+static void test_relative_path_then_chdir(void)
+{
+    char dir[4096], name[4096], cwd[4096];
+    CHECK(getcwd(cwd, sizeof cwd));
+    snprintf(dir, sizeof dir, "%s", module_a);
+    char *slash = strrchr(dir, '/');
+    CHECK(slash);
+    *slash = '\0';
+    snprintf(name, sizeof name, "./%s", slash + 1);
+    CHECK_EQ(chdir(dir), 0);
+    void *handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    CHECK(handle);
+    CHECK_EQ(chdir("/"), 0);
+    cf_fn mod_task = task_symbol(handle, "mod_task");
+    for (int m = 0; m < 2; m++) {
+        cf_executor *ex = cf_process_pool_new(&(cf_process_pool_opts){
+            .max_workers = 1, .start_method = m ? CF_START_HELPER : CF_START_AUTO });
+        CHECK(ex);
+        CHECK_EQ(run(ex, mod_task, 6), 1006);
+        cf_executor_free(ex);
+    }
+    CHECK_EQ(chdir(cwd), 0);
+    dlclose(handle);
+}
+
+/* The worker cannot load the library (its file is gone): the task's
+ * exception gives the dynamic loader's reason. */
+static void test_unloadable_module_says_why(void)
+{
+    char dir[] = "/tmp/cf-dso-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/gone.so", dir);
+    copy_file(module_a, path);
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    CHECK(handle);
+    cf_fn mod_task = task_symbol(handle, "mod_task");
+    CHECK(unlink(path) == 0 && rmdir(dir) == 0);
+    cf_executor *ex = cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 1 });
+    CHECK(ex);
+    cf_future *f = cf_submit(ex, mod_task, V(1));
+    CHECK_EQ(cf_future_result(f, CF_FOREVER, NULL), CF_ETASK);
+    const cf_exception *exc = NULL;
+    CHECK_EQ(cf_future_exception(f, 0, &exc), 0);
+    fprintf(stderr, "   %s\n", exc->message);
+    CHECK(strstr(exc->message, "cannot load it:") != NULL);
+    CHECK(strstr(exc->message, path) != NULL);
+    CHECK(strstr(exc->message, "No such file") != NULL); /* dlerror's words */
+    cf_future_unref(f);
+    cf_executor_free(ex);
+    dlclose(handle);
+}
+
+/* The helper start method: functions of the program's libraries run; one of
+ * the main program cannot, and its task says why and what to do. */
+static void test_helper_method(void)
+{
+    cf_executor *ex = cf_process_pool_new(
+        &(cf_process_pool_opts){ .max_workers = 1, .start_method = CF_START_HELPER });
+    CHECK(ex);
+    CHECK_EQ(run(ex, dso_square, 12), 144);
+    CHECK_EQ(run(ex, (cf_fn)dso_static_task(), 5), 12);
+    cf_future *f = cf_submit(ex, task_pid, NULL);
+    CHECK_EQ(cf_future_result(f, CF_FOREVER, NULL), CF_ETASK);
+    const cf_exception *exc = NULL;
+    CHECK_EQ(cf_future_exception(f, 0, &exc), 0);
+    fprintf(stderr, "   %s\n", exc->message);
+    CHECK(strstr(exc->message, "main program") != NULL);
+    CHECK(strstr(exc->message, "fork start method") != NULL);
+    cf_future_unref(f);
+    cf_executor_free(ex);
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 3);
@@ -132,5 +207,8 @@ int main(int argc, char **argv)
     RUN(test_linked_library);
     RUN(test_dlopened_module);
     RUN(test_other_build_refused);
+    RUN(test_relative_path_then_chdir);
+    RUN(test_unloadable_module_says_why);
+    RUN(test_helper_method);
     return 0;
 }

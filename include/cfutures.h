@@ -260,11 +260,17 @@ typedef struct cf_process_pool_opts {
 } cf_process_pool_opts;
 
 /* Create a pool (opts may be NULL: all defaults). Workers start lazily, on
- * demand, and idle ones are reused. NULL on failure with cf_last_error():
- * CF_EINVAL (bad option), CF_ENOMEM, CF_ESYSTEM.
- * A process pool's workers are this program's executable started again (no
- * code needed in main: the library takes over before main in a worker); a
- * manager thread owns them. Safe to call from a program that runs threads. */
+ * demand, and idle ones are reused. NULL on failure with cf_last_error() and
+ * cf_last_error_message(): CF_EINVAL (bad option), CF_ENOMEM, CF_ESYSTEM (a
+ * system call failed: the message gives it and its errno's words), and for a
+ * process pool CF_ENOTSUP when its start method cannot work here (the
+ * message says why, e.g. no cfutures-worker helper was found).
+ * A process pool's workers start as start_method says (see cf_start_method;
+ * no code is needed in the program); a manager thread owns them. Workers are
+ * watched through pidfds (Linux 5.4 and later), never through SIGCHLD: the
+ * program's SIGCHLD disposition, handler and mask stay its own. Safe to call
+ * from a program that runs threads, whose standard descriptors are closed,
+ * or that later fork()s (see cf_executor_free). */
 CF_API cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts);
 CF_API cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts);
 
@@ -278,17 +284,30 @@ CF_API cf_future *cf_submit(cf_executor *ex, cf_fn fn, void *arg);
  * and CF_EINVAL for NULL data with size > 0. */
 CF_API cf_future *cf_submit_copy(cf_executor *ex, cf_fn fn, const void *data, size_t size);
 /* Stop accepting work. cancel_futures: cancel every task not yet started.
- * wait: block until every started task has finished and the workers exited.
- * Safe to call twice. Returns 0 or CF_EINVAL (NULL ex). Must not be called with
- * wait=true from one of the pool's own tasks. */
+ * wait: block until every started task has finished and the workers exited;
+ * from one of the executor's own tasks or done-callbacks it does not wait (a
+ * pool cannot wait for itself). Safe to call twice. Returns 0, CF_EINVAL
+ * (NULL ex), or CF_EBROKEN on a fork() child's copy. */
 CF_API int cf_executor_shutdown(cf_executor *ex, bool wait, bool cancel_futures);
 /* Process pools: shutdown(wait=false, cancel_futures=true), then SIGTERM
- * (terminate) or SIGKILL (kill) every worker; the tasks they were running fail
- * with CF_EBROKEN. Returns 0, CF_EINVAL, or CF_ENOTSUP on a thread pool. */
+ * (terminate: with SIGCONT, so a stopped worker acts on it) or SIGKILL (kill)
+ * every worker; the tasks they were running fail with CF_EBROKEN. Returns
+ * once the signals are sent: 0, CF_EINVAL, CF_EBROKEN on a fork() child's
+ * copy, or CF_ENOTSUP on a thread pool. */
 CF_API int cf_executor_terminate_workers(cf_executor *ex);
 CF_API int cf_executor_kill_workers(cf_executor *ex);
 /* shutdown(wait=true), then free the executor. Futures stay valid (they are
- * reference-counted). NULL-safe. Not from one of the pool's own tasks. */
+ * reference-counted). NULL-safe.
+ * From one of the executor's own tasks or done-callbacks (a thread pool's
+ * worker, a process pool's manager thread): it shuts down without waiting
+ * and returns; the work already accepted still completes, and the executor
+ * is freed when its last thread ends (so threads may outlive this call
+ * then). A done-callback that a shutdown's cancel runs may free the
+ * executor: the free completes when that shutdown returns.
+ * In a child made by fork() while the executor existed, the child's copy
+ * has none of its threads or workers: every call on it fails with
+ * CF_EBROKEN (cf_last_error_message says why), its futures never complete,
+ * and this frees the copy without touching the parent's workers. */
 CF_API void cf_executor_free(cf_executor *ex);
 
 /* ------------------------------------------------------------------------ */

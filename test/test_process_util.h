@@ -26,15 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* libuv closes fds with a raw close system call ThreadSanitizer does not see,
- * so a later open() that reuses the number looks like a race with libuv's
- * socketpair(). Silence exactly that. */
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-    return "race:uv_socketpair\nrace:uv_spawn\nrace:uv_pipe\n";
-}
-
 #define V(n) ((void *)(intptr_t)(n))
 #define I(p) ((intptr_t)(p))
 

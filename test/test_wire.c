@@ -16,13 +16,6 @@
 #define V(n) ((void *)(intptr_t)(n))
 #define I(p) ((intptr_t)(p))
 
-/* libuv closes fds behind ThreadSanitizer's back (see test_process_util.h). */
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-    return "race:uv_socketpair\nrace:uv_spawn\nrace:uv_pipe\n";
-}
-
 static uint64_t rng = 0x9E3779B97F4A7C15u;
 static uint64_t next_random(void)
 {

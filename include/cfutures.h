@@ -240,6 +240,8 @@ typedef enum cf_start_method {
      * copying the process's page tables (and, later, pages it writes). Only
      * the forking thread exists in the child: a task must not rely on locks
      * or state that other threads of the program held at that moment. The
+     * program's stdio buffers are flushed before each fork (and stdout's and
+     * stderr's emptied in the child), so pending output is written once. The
      * worker is an ordinary child, so a program that reaps every child or
      * ignores SIGCHLD may take its exit status (the exception then says so). */
     CF_START_FORK = 3,

@@ -25,6 +25,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -194,12 +195,17 @@ static void arrange_fork_child_fds(const cf__spawn *s)
 
 static int spawn_fork(cf__spawn *s, char *why, size_t cap)
 {
+    /* The child gets a copy of every stdio buffer: empty them first, or the
+     * worker would write the program's pending output a second time. */
+    fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(why, cap, "fork: %s", strerror(errno));
         return CF_ESYSTEM;
     }
     if (pid == 0) {
+        __fpurge(stdout); /* what another thread wrote since the flush above */
+        __fpurge(stderr);
         arrange_fork_child_fds(s);
         s->fork_main(3);
         _exit(127); /* not reached */

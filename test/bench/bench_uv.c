@@ -85,8 +85,9 @@ static bool run_batch(uv_loop_t *loop, request *reqs, size_t n, uv_work_cb work,
     return c.done == n;
 }
 
-static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
+static double run_once(bench_workload w, const bench_params *p, void *ctx)
 {
+    uv_loop_t *loop = ctx;
     int workers = w == BENCH_SLEEP_CONCURRENCY ? p->sleep_workers : p->workers;
     request warm[64];
     size_t nwarm = workers < 64 ? (size_t)workers : 64;
@@ -187,6 +188,7 @@ static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
         free(reqs);
         break;
     }
+    case BENCH_NESTED_FIB: /* not in its workloads (bench_peers.c) */
     case BENCH_WORKLOAD_COUNT:
         break;
     }
@@ -198,20 +200,7 @@ int bench_uv_child(bench_workload w, const bench_params *p)
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0)
         return 1;
-    double *values = malloc((size_t)p->repeat * sizeof *values);
-    int r = 0;
-    for (; values && r < p->repeat; r++) {
-        values[r] = run_once(&loop, w, p);
-        if (isnan(values[r])) {
-            bench_note("%s: %s failed", SYSTEM, bench_workload_name(w));
-            break;
-        }
-    }
-    bool ok = values && r == p->repeat;
-    if (ok)
-        bench_report_runs(SYSTEM, bench_workload_name(w), values, (size_t)r,
-                          bench_workload_unit(w));
-    free(values);
+    bool ok = bench_repeat(SYSTEM, w, p, run_once, &loop);
     uv_loop_close(&loop);
     return ok ? 0 : 1;
 }

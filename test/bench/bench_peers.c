@@ -1,0 +1,31 @@
+/* cf-bench --compare: the peer systems, in the order they run, with the
+ * workloads each runs. A peer whose library meson did not find is listed
+ * with what is missing, and skipped with a note.
+ * SPDX-License-Identifier: MIT */
+#include "bench.h"
+
+#include <string.h>
+
+#ifdef CF_BENCH_HAVE_GLIB
+#define GLIB_RUN bench_glib_run
+#else
+#define GLIB_RUN NULL
+#endif
+
+static const bench_peer peers[] = {
+    {"glib-thread", false, BENCH_CLASSIC_FIVE, GLIB_RUN,
+     "glib-2.0 not found at build time (libglib2.0-dev)", NULL},
+    {"libuv-thread", false, BENCH_CLASSIC_FIVE, bench_uv_run, NULL, NULL},
+};
+
+size_t bench_peer_count(void) { return sizeof peers / sizeof peers[0]; }
+
+const bench_peer *bench_peer_at(size_t i) { return i < bench_peer_count() ? &peers[i] : NULL; }
+
+const bench_peer *bench_peer_find(const char *system)
+{
+    for (size_t i = 0; i < bench_peer_count(); i++)
+        if (strcmp(peers[i].system, system) == 0)
+            return &peers[i];
+    return NULL;
+}

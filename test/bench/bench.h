@@ -74,6 +74,8 @@ uint64_t bench_cpu_loop(int num);
  * in this thread; returns the nanoseconds taken and sets *expect to the
  * result every pooled call must give. */
 uint64_t bench_cpu_serial(const bench_params *p, uint64_t *expect);
+/* What map_chunked's results add up to: the sum of i*i for i < n. */
+uint64_t bench_square_sum(size_t n);
 /* The plain recursive fib(n), and the nested_fib baseline: p->fib_rounds
  * calls of bench_fib(p->fib_n) in this thread; returns the nanoseconds taken
  * (every pooled fib must give bench_fib(p->fib_n)). */

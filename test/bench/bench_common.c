@@ -75,6 +75,12 @@ uint64_t bench_cpu_serial(const bench_params *p, uint64_t *expect)
     return bench_now_ns() - t0;
 }
 
+uint64_t bench_square_sum(size_t n)
+{
+    uint64_t m = n;
+    return m ? (m - 1) * m * (2 * m - 1) / 6 : 0;
+}
+
 uint64_t bench_fib(int n)
 {
     if (n < 2)

@@ -181,8 +181,7 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
             for (size_t i = 0; i < n; i++)
                 sum += out[i];
             uint64_t dt = bench_now_ns() - t0;
-            uint64_t m = n;
-            if (sum == (m ? (m - 1) * m * (2 * m - 1) / 6 : 0))
+            if (sum == bench_square_sum(n))
                 value = (double)n / ((double)dt / 1e9);
             free(out);
         }

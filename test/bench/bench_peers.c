@@ -12,10 +12,20 @@
 #define GLIB_RUN NULL
 #endif
 
+#ifdef CF_BENCH_HAVE_TBB
+#define TBB_RUN bench_tbb_run
+#else
+#define TBB_RUN NULL
+#endif
+
 static const bench_peer peers[] = {
     {"glib-thread", false, BENCH_CLASSIC_FIVE, GLIB_RUN,
      "glib-2.0 not found at build time (libglib2.0-dev)", NULL},
     {"libuv-thread", false, BENCH_CLASSIC_FIVE, bench_uv_run, NULL, NULL},
+    {"tbb-thread", false,
+     BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |
+         BENCH_BIT(BENCH_MAP_CHUNKED) | BENCH_BIT(BENCH_NESTED_FIB),
+     TBB_RUN, "a C++ compiler or tbb not found at build time (g++, libtbb-dev)", NULL},
 };
 
 size_t bench_peer_count(void) { return sizeof peers / sizeof peers[0]; }

@@ -166,6 +166,8 @@ bool bench_glib_run(bench_workload w, const bench_params *p);
 bool bench_uv_run(bench_workload w, const bench_params *p);
 int bench_uv_child(bench_workload w, const bench_params *p);
 bool bench_tbb_run(bench_workload w, const bench_params *p); /* bench_tbb.cpp */
+bool bench_pthreadpool_run(bench_workload w, const bench_params *p);
+bool bench_openmp_run(bench_workload w, const bench_params *p);
 
 /* Python's concurrent.futures through pybench.py: the five workloads (or only
  * `workload` when >= 0; only `pool` "thread" or "process" when not NULL), or

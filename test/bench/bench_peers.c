@@ -18,6 +18,18 @@
 #define TBB_RUN NULL
 #endif
 
+#ifdef CF_BENCH_HAVE_PTHREADPOOL
+#define PTHREADPOOL_RUN bench_pthreadpool_run
+#else
+#define PTHREADPOOL_RUN NULL
+#endif
+
+#ifdef CF_BENCH_HAVE_OPENMP
+#define OPENMP_RUN bench_openmp_run
+#else
+#define OPENMP_RUN NULL
+#endif
+
 static const bench_peer peers[] = {
     {"glib-thread", false, BENCH_CLASSIC_FIVE, GLIB_RUN,
      "glib-2.0 not found at build time (libglib2.0-dev)", NULL},
@@ -26,6 +38,10 @@ static const bench_peer peers[] = {
      BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |
          BENCH_BIT(BENCH_MAP_CHUNKED) | BENCH_BIT(BENCH_NESTED_FIB),
      TBB_RUN, "a C++ compiler or tbb not found at build time (g++, libtbb-dev)", NULL},
+    {"pthreadpool-thread", false, BENCH_BIT(BENCH_MAP_CHUNKED), PTHREADPOOL_RUN,
+     "pthreadpool not found at build time (libpthreadpool-dev)", NULL},
+    {"openmp-thread", false, BENCH_BIT(BENCH_MAP_CHUNKED), OPENMP_RUN,
+     "OpenMP not found at build time (gcc's libgomp, or libomp-dev for clang)", NULL},
 };
 
 size_t bench_peer_count(void) { return sizeof peers / sizeof peers[0]; }

@@ -168,6 +168,10 @@ int bench_uv_child(bench_workload w, const bench_params *p);
 bool bench_tbb_run(bench_workload w, const bench_params *p); /* bench_tbb.cpp */
 bool bench_pthreadpool_run(bench_workload w, const bench_params *p);
 bool bench_openmp_run(bench_workload w, const bench_params *p);
+/* The floors (bench_floor.c): pipe-poll, pipe-block and spin. */
+bool bench_pipe_poll_run(bench_workload w, const bench_params *p);
+bool bench_pipe_block_run(bench_workload w, const bench_params *p);
+bool bench_spin_run(bench_workload w, const bench_params *p);
 
 /* Python's concurrent.futures through pybench.py: the five workloads (or only
  * `workload` when >= 0; only `pool` "thread" or "process" when not NULL), or

@@ -42,6 +42,13 @@ static const bench_peer peers[] = {
      "pthreadpool not found at build time (libpthreadpool-dev)", NULL},
     {"openmp-thread", false, BENCH_BIT(BENCH_MAP_CHUNKED), OPENMP_RUN,
      "OpenMP not found at build time (gcc's libgomp, or libomp-dev for clang)", NULL},
+    /* The floors: no executor, the transport alone. */
+    {"pipe-poll", true, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_pipe_poll_run, NULL,
+     "8-byte pipe ping-pong, 2 processes, non-blocking reads in a loop"},
+    {"pipe-block", true, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_pipe_block_run, NULL,
+     "8-byte pipe ping-pong, 2 processes, blocking reads"},
+    {"spin", false, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_spin_run, NULL,
+     "2 threads spinning on 2 shared cache lines"},
 };
 
 size_t bench_peer_count(void) { return sizeof peers / sizeof peers[0]; }

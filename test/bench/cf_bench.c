@@ -158,8 +158,8 @@ static void print_floors(void)
         if (!peer || !peer->what)
             continue;
         if (!any)
-            printf("#\n# floors: no executor, the transport alone; 'cfutures / floor' = how\n"
-                   "# many times the floor cfutures' figure is\n"
+            printf("#\n# floors: no executor, only the transport a pool's round trip goes over;\n"
+                   "# '/ floor' = that cfutures pool's figure / the floor (1: no overhead)\n"
                    "# %-22s %-12s %10s %-4s %-18s %8s  %s\n",
                    "workload", "system", "value", "unit", "cfutures", "/ floor", "what it is");
         any = true;

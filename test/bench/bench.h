@@ -55,7 +55,7 @@ typedef struct bench_params {
     int sleep_workers;        /* 10 */
     int fib_n;                /* 25 */
     int fib_cutoff;           /* 12: calls of fib(n <= 12) run serially */
-    size_t fib_rounds;        /* 100 fib(25) per run (each ~0.2 ms serial) */
+    size_t fib_rounds;        /* 100 fib(25) per run (each ~0.15 ms serially) */
     int repeat;               /* runs per figure (median) */
     bool quick;
 } bench_params;
@@ -168,7 +168,7 @@ int bench_uv_child(bench_workload w, const bench_params *p);
 bool bench_tbb_run(bench_workload w, const bench_params *p); /* bench_tbb.cpp */
 bool bench_pthreadpool_run(bench_workload w, const bench_params *p);
 bool bench_openmp_run(bench_workload w, const bench_params *p);
-/* The floors (bench_floor.c): pipe-poll, pipe-block and spin. */
+/* The floors: pipe-poll and pipe-block (bench_pipe.c), spin (bench_spin.c). */
 bool bench_pipe_poll_run(bench_workload w, const bench_params *p);
 bool bench_pipe_block_run(bench_workload w, const bench_params *p);
 bool bench_spin_run(bench_workload w, const bench_params *p);

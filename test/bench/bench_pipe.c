@@ -1,23 +1,18 @@
-/* cf-bench: the floors of roundtrip_latency, no executor, only the transport
- * a pool's round trip goes over:
- *   pipe-poll, pipe-block: an 8-byte message to a child process over one pipe
- *     and back over another (the child sends it back plus one). pipe-poll:
- *     both sides read non-blocking in a loop, never sleeping; pipe-block:
- *     both sides block in read(), the kernel wakes them. The process pool's
- *     round trip is two such pipe messages and more.
- *   spin: the same ping-pong between two threads through two shared words,
- *     both spinning: a cache line there and back, the thread pool's floor.
- * Each run starts its child (fork) or thread, warms up, then times
- * p->roundtrips round trips; the figure is their median, as for the pools.
+/* cf-bench: the process pool's floors of roundtrip_latency, no executor,
+ * only the transport its round trip goes over (two pipe messages between two
+ * processes): an 8-byte message to a child process over one pipe and back
+ * over another (the child sends it back plus one).
+ *   pipe-poll:  both sides read non-blocking in a loop, never sleeping;
+ *   pipe-block: both sides block in read(), the kernel wakes them.
+ * Each run forks its child, warms up, then times p->roundtrips round trips;
+ * the figure is their median, as for the pools.
  * SPDX-License-Identifier: MIT */
 #include "bench.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +20,6 @@
 #include <unistd.h>
 
 enum { WARM_UP_ROUNDTRIPS = 100 };
-
-/* ------------------------------------------------------------------------ */
-/* Pipes between two processes                                               */
-/* ------------------------------------------------------------------------ */
 
 /* Read one message; with `poll` the descriptor is non-blocking and an empty
  * pipe is read again at once. False at end of file or on an error. */
@@ -146,73 +137,4 @@ bool bench_pipe_poll_run(bench_workload w, const bench_params *p)
 bool bench_pipe_block_run(bench_workload w, const bench_params *p)
 {
     return pipe_run("pipe-block", w, p, false);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Spinning threads                                                          */
-/* ------------------------------------------------------------------------ */
-
-#define SPIN_STOP UINT64_MAX
-
-/* Each word on a cache line of its own: one line goes each way. */
-typedef struct spin_pair {
-    _Alignas(64) _Atomic uint64_t ping; /* written by the timing thread */
-    _Alignas(64) _Atomic uint64_t pong; /* written by the echo thread: ping + 1 */
-} spin_pair;
-
-static void *spin_echo(void *arg)
-{
-    spin_pair *s = arg;
-    uint64_t last = 0, v;
-    for (;;) {
-        while ((v = atomic_load_explicit(&s->ping, memory_order_acquire)) == last) {
-        }
-        if (v == SPIN_STOP)
-            return NULL;
-        last = v;
-        atomic_store_explicit(&s->pong, v + 1, memory_order_release);
-    }
-}
-
-static double spin_once(bench_workload w, const bench_params *p, void *ctx)
-{
-    (void)ctx;
-    if (w != BENCH_ROUNDTRIP_LATENCY)
-        return NAN;
-    size_t n = p->roundtrips;
-    double *us = malloc(n * sizeof *us);
-    spin_pair *s = aligned_alloc(64, sizeof *s);
-    pthread_t t;
-    if (!us || !s) {
-        free(us);
-        free(s);
-        return NAN;
-    }
-    atomic_init(&s->ping, 0);
-    atomic_init(&s->pong, 0);
-    if (pthread_create(&t, NULL, spin_echo, s) != 0) {
-        free(us);
-        free(s);
-        return NAN;
-    }
-    for (uint64_t i = 1; i <= WARM_UP_ROUNDTRIPS + n; i++) {
-        uint64_t t0 = bench_now_ns();
-        atomic_store_explicit(&s->ping, i, memory_order_release);
-        while (atomic_load_explicit(&s->pong, memory_order_acquire) != i + 1) {
-        }
-        uint64_t dt = bench_now_ns() - t0;
-        if (i > WARM_UP_ROUNDTRIPS)
-            us[i - WARM_UP_ROUNDTRIPS - 1] = (double)dt / 1e3;
-    }
-    atomic_store_explicit(&s->ping, SPIN_STOP, memory_order_release);
-    pthread_join(t, NULL);
-    double value = bench_median(us, n);
-    free(us);
-    free(s);
-    return value;
-}
-
-bool bench_spin_run(bench_workload w, const bench_params *p)
-{
-    return bench_repeat("spin", w, p, spin_once, NULL);
 }

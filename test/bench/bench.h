@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" { /* bench_tbb.cpp */
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Workloads                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -19,6 +23,11 @@ typedef enum bench_workload {
     BENCH_MAP_CHUNKED,
     BENCH_SLEEP_CONCURRENCY,
     BENCH_LOOP_ROUNDTRIP, /* bench_loop.c: cfutures and libuv only */
+    /* fib(fib_n) where every call above fib_cutoff runs its two halves as
+     * nested tasks and waits for them (below it: bench_fib, serial);
+     * fib_rounds of them, serial time / pool time, x. Only systems with
+     * nested parallelism run it (see bench_cfutures_workloads). */
+    BENCH_NESTED_FIB,
     BENCH_WORKLOAD_COUNT
 } bench_workload;
 
@@ -26,6 +35,12 @@ const char *bench_workload_name(bench_workload w);
 const char *bench_workload_unit(bench_workload w);
 /* true when a bigger figure is better (tasks/s, x), false for times. */
 bool bench_workload_higher_is_better(bench_workload w);
+/* The set of workloads a system runs: bit (1u << w) for each. */
+#define BENCH_BIT(w) (1u << (w))
+#define BENCH_CLASSIC_FIVE                                                              \
+    (BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |            \
+     BENCH_BIT(BENCH_CPU_SPEEDUP) | BENCH_BIT(BENCH_MAP_CHUNKED) |                       \
+     BENCH_BIT(BENCH_SLEEP_CONCURRENCY))
 
 /* Sizes of the workloads (the full set, or the smaller --quick one). */
 typedef struct bench_params {
@@ -39,6 +54,9 @@ typedef struct bench_params {
     size_t sleep_tasks;       /* 100 */
     int sleep_ms;             /* 10 */
     int sleep_workers;        /* 10 */
+    int fib_n;                /* 25 */
+    int fib_cutoff;           /* 12: calls of fib(n <= 12) run serially */
+    size_t fib_rounds;        /* 100 fib(25) per run (each ~0.15 ms serially) */
     int repeat;               /* runs per figure (median) */
     bool quick;
 } bench_params;
@@ -57,6 +75,13 @@ uint64_t bench_cpu_loop(int num);
  * in this thread; returns the nanoseconds taken and sets *expect to the
  * result every pooled call must give. */
 uint64_t bench_cpu_serial(const bench_params *p, uint64_t *expect);
+/* What map_chunked's results add up to: the sum of i*i for i < n. */
+uint64_t bench_square_sum(size_t n);
+/* The plain recursive fib(n), and the nested_fib baseline: p->fib_rounds
+ * calls of bench_fib(p->fib_n) in this thread; returns the nanoseconds taken
+ * (every pooled fib must give bench_fib(p->fib_n)). */
+uint64_t bench_fib(int n);
+uint64_t bench_fib_serial(const bench_params *p);
 /* Spin for `iters` iterations of a loop the compiler cannot remove;
  * bench_spin_calibrate() tells how many make one microsecond. */
 void bench_spin(uint64_t iters);
@@ -102,20 +127,57 @@ const bench_figure *bench_figure_find(const char *system, const char *workload);
 /* Systems                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Run one workload `p->repeat` times and report it. Each returns false when the
- * system is unavailable (after printing a note). */
+/* cfutures' thread pool or process pool: the workloads it runs (a system
+ * that cannot run a workload does not report it), and one of them run
+ * `p->repeat` times and reported; false when the pool is unavailable or a
+ * run failed (after a note). */
+unsigned bench_cfutures_workloads(bool process);
 bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p);
+
+/* The peers of --compare: other executors (and the floors: no executor,
+ * the transport alone) on the same workloads, one file each, each built only
+ * when meson found what it needs (bench_peers.c lists them). */
+typedef struct bench_peer {
+    const char *system;   /* the system of its figures */
+    bool process;         /* compared with cfutures' process pool (else thread) */
+    unsigned workloads;   /* BENCH_BIT of each workload it runs */
+    /* Run one workload `p->repeat` times and report it; false after a note
+     * when it failed. NULL when not built. */
+    bool (*run)(bench_workload w, const bench_params *p);
+    const char *missing;  /* run == NULL: what the build did not find */
+    const char *what;     /* a floor: what it measures; NULL for an executor */
+} bench_peer;
+
+size_t bench_peer_count(void);
+const bench_peer *bench_peer_at(size_t i);
+/* The peer whose figures are `system`'s, or NULL (cfutures, Python). */
+const bench_peer *bench_peer_find(const char *system);
+
+/* How a peer runs a workload: `once` gives the figure of one run (NAN when
+ * it failed); bench_repeat calls it `p->repeat` times and reports the median
+ * under `system`, or notes the failure and returns false. */
+typedef double (*bench_once_fn)(bench_workload w, const bench_params *p, void *ctx);
+bool bench_repeat(const char *system, bench_workload w, const bench_params *p,
+                  bench_once_fn once, void *ctx);
+
+/* The peers' entry points (bench_<peer>.c). */
 bool bench_glib_run(bench_workload w, const bench_params *p);
 /* libuv's threadpool size is fixed at first use, so libuv figures come from a
  * child cf-bench per pool size (bench_uv_child runs inside it). */
 bool bench_uv_run(bench_workload w, const bench_params *p);
 int bench_uv_child(bench_workload w, const bench_params *p);
-bool bench_glib_available(void);
 /* loop_roundtrip: cfutures' thread pool through cf_uv_run_in_executor, and
  * (compare) libuv's uv_queue_work from a child cf-bench, which runs
  * bench_loop_uv_child. */
 bool bench_loop_run(const bench_params *p, bool compare);
 int bench_loop_uv_child(const bench_params *p);
+bool bench_tbb_run(bench_workload w, const bench_params *p); /* bench_tbb.cpp */
+bool bench_pthreadpool_run(bench_workload w, const bench_params *p);
+bool bench_openmp_run(bench_workload w, const bench_params *p);
+/* The floors: pipe-poll and pipe-block (bench_pipe.c), spin (bench_spin.c). */
+bool bench_pipe_poll_run(bench_workload w, const bench_params *p);
+bool bench_pipe_block_run(bench_workload w, const bench_params *p);
+bool bench_spin_run(bench_workload w, const bench_params *p);
 
 /* Python's concurrent.futures through pybench.py: the five workloads (or only
  * `workload` when >= 0; only `pool` "thread" or "process" when not NULL), or
@@ -137,5 +199,9 @@ const char *bench_cf_system(bool process);
 /* The sweep (task size x workers, both pools) and the memory figure. */
 void bench_sweep(const bench_params *p, bool want_thread, bool want_process);
 void bench_memory(const bench_params *p, bool want_thread, bool want_process);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

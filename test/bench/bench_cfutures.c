@@ -237,6 +237,16 @@ static double run_sleep(bool process, cf_executor *ex, const bench_params *p)
 
 /* ------------------------------------------------------------------------ */
 
+/* nested_fib needs tasks that submit tasks and wait for them without holding
+ * a worker each (nested parallelism). When cfutures has it: add
+ * BENCH_BIT(BENCH_NESTED_FIB) here and a run_nested_fib to the switch below
+ * (bench_tbb.cpp shows the workload; the table and README need nothing). */
+unsigned bench_cfutures_workloads(bool process)
+{
+    (void)process;
+    return BENCH_CLASSIC_FIVE;
+}
+
 bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
 {
     static bool unavailable[2];
@@ -267,6 +277,7 @@ bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
         case BENCH_MAP_CHUNKED: v = run_map(process, ex, p); break;
         case BENCH_SLEEP_CONCURRENCY: v = run_sleep(process, ex, p); break;
         case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
+        case BENCH_NESTED_FIB: /* not in bench_cfutures_workloads() yet */
         case BENCH_WORKLOAD_COUNT: break;
         }
         cf_executor_free(ex);

@@ -21,6 +21,7 @@ static const struct {
     [BENCH_MAP_CHUNKED] = {"map_chunked", "items/s", true},
     [BENCH_SLEEP_CONCURRENCY] = {"sleep_concurrency", "ms", false},
     [BENCH_LOOP_ROUNDTRIP] = {"loop_roundtrip", "us", false},
+    [BENCH_NESTED_FIB] = {"nested_fib", "x", true},
 };
 
 const char *bench_workload_name(bench_workload w) { return workloads[w].name; }
@@ -40,6 +41,9 @@ void bench_params_init(bench_params *p, bool quick, int repeat)
         .sleep_tasks = 100,
         .sleep_ms = 10,
         .sleep_workers = 10,
+        .fib_n = 25,
+        .fib_cutoff = 12,
+        .fib_rounds = quick ? 10 : 100,
         .repeat = repeat > 0 ? repeat : 5,
         .quick = quick,
     };
@@ -69,6 +73,28 @@ uint64_t bench_cpu_serial(const bench_params *p, uint64_t *expect)
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < p->cpu_calls; i++)
         *expect = bench_cpu_loop(num);
+    return bench_now_ns() - t0;
+}
+
+uint64_t bench_square_sum(size_t n)
+{
+    uint64_t m = n;
+    return m ? (m - 1) * m * (2 * m - 1) / 6 : 0;
+}
+
+uint64_t bench_fib(int n)
+{
+    if (n < 2)
+        return n > 0 ? (uint64_t)n : 0;
+    return bench_fib(n - 1) + bench_fib(n - 2);
+}
+
+uint64_t bench_fib_serial(const bench_params *p)
+{
+    volatile int n = p->fib_n; /* read each time: no call is hoisted */
+    uint64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < p->fib_rounds; i++)
+        cpu_sink = bench_fib(n);
     return bench_now_ns() - t0;
 }
 
@@ -175,6 +201,28 @@ void bench_report_runs(const char *system, const char *workload, double *values,
         bench_note("noisy: %s %s spread %.0f%% over %zu runs (min %.4g, max %.4g)", system,
                    workload, spread * 100, n, values[0], values[n - 1]);
     bench_report(system, workload, median, unit);
+}
+
+bool bench_repeat(const char *system, bench_workload w, const bench_params *p,
+                  bench_once_fn once, void *ctx)
+{
+    double *values = malloc((size_t)p->repeat * sizeof *values);
+    if (!values)
+        return false;
+    int r = 0;
+    for (; r < p->repeat; r++) {
+        values[r] = once(w, p, ctx);
+        if (isnan(values[r])) {
+            bench_note("%s: %s failed", system, bench_workload_name(w));
+            break;
+        }
+    }
+    bool ok = r == p->repeat;
+    if (ok)
+        bench_report_runs(system, bench_workload_name(w), values, (size_t)r,
+                          bench_workload_unit(w));
+    free(values);
+    return ok;
 }
 
 void bench_note(const char *fmt, ...)

@@ -5,8 +5,6 @@
  * SPDX-License-Identifier: MIT */
 #include "bench.h"
 
-#ifdef CF_BENCH_HAVE_GLIB
-
 #include <glib.h>
 #include <math.h>
 #include <stdint.h>
@@ -100,8 +98,9 @@ static void warm_up(GThreadPool *pool, int workers)
     run_batch(pool, jobs, n, &b);
 }
 
-static double run_once(bench_workload w, const bench_params *p)
+static double run_once(bench_workload w, const bench_params *p, void *ctx)
 {
+    (void)ctx;
     int workers = w == BENCH_SLEEP_CONCURRENCY ? p->sleep_workers : p->workers;
     GThreadPool *pool = g_thread_pool_new(pool_func, NULL, workers, TRUE, NULL);
     if (!pool)
@@ -182,8 +181,7 @@ static double run_once(bench_workload w, const bench_params *p)
             for (size_t i = 0; i < n; i++)
                 sum += out[i];
             uint64_t dt = bench_now_ns() - t0;
-            uint64_t m = n;
-            if (sum == (m ? (m - 1) * m * (2 * m - 1) / 6 : 0))
+            if (sum == bench_square_sum(n))
                 value = (double)n / ((double)dt / 1e9);
             free(out);
         }
@@ -204,6 +202,7 @@ static double run_once(bench_workload w, const bench_params *p)
         break;
     }
     case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
+    case BENCH_NESTED_FIB: /* not in its workloads (bench_peers.c) */
     case BENCH_WORKLOAD_COUNT:
         break;
     }
@@ -211,37 +210,7 @@ static double run_once(bench_workload w, const bench_params *p)
     return value;
 }
 
-bool bench_glib_available(void) { return true; }
-
 bool bench_glib_run(bench_workload w, const bench_params *p)
 {
-    double *values = malloc((size_t)p->repeat * sizeof *values);
-    if (!values)
-        return false;
-    int r = 0;
-    for (; r < p->repeat; r++) {
-        values[r] = run_once(w, p);
-        if (isnan(values[r])) {
-            bench_note("%s: %s failed", SYSTEM, bench_workload_name(w));
-            break;
-        }
-    }
-    if (r == p->repeat)
-        bench_report_runs(SYSTEM, bench_workload_name(w), values, (size_t)r,
-                          bench_workload_unit(w));
-    free(values);
-    return r == p->repeat;
+    return bench_repeat(SYSTEM, w, p, run_once, NULL);
 }
-
-#else /* !CF_BENCH_HAVE_GLIB */
-
-bool bench_glib_available(void) { return false; }
-
-bool bench_glib_run(bench_workload w, const bench_params *p)
-{
-    (void)w;
-    (void)p;
-    return false;
-}
-
-#endif

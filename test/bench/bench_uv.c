@@ -72,27 +72,32 @@ static void after_sum_chunk(uv_work_t *req, int status)
     }
 }
 
-/* Queue n requests and run the loop until every one is collected. */
+/* Queue n requests and run the loop until every one is collected; *sum (if
+ * not NULL) gets what the after-work callbacks added up. */
 static bool run_batch(uv_loop_t *loop, request *reqs, size_t n, uv_work_cb work,
-                      uv_after_work_cb after)
+                      uv_after_work_cb after, uint64_t *sum)
 {
     collector c = {0, 0};
     loop->data = &c;
-    for (size_t i = 0; i < n; i++)
-        if (uv_queue_work(loop, &reqs[i].req, work, after) != 0)
-            return false;
-    uv_run(loop, UV_RUN_DEFAULT);
-    return c.done == n;
+    bool queued = true;
+    for (size_t i = 0; queued && i < n; i++)
+        queued = uv_queue_work(loop, &reqs[i].req, work, after) == 0;
+    uv_run(loop, UV_RUN_DEFAULT); /* also when one failed: collect the queued ones */
+    loop->data = NULL;            /* c ends here */
+    if (sum)
+        *sum = c.sum;
+    return queued && c.done == n;
 }
 
-static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
+static double run_once(bench_workload w, const bench_params *p, void *ctx)
 {
+    uv_loop_t *loop = ctx;
     int workers = w == BENCH_SLEEP_CONCURRENCY ? p->sleep_workers : p->workers;
     request warm[64];
     size_t nwarm = workers < 64 ? (size_t)workers : 64;
     for (size_t i = 0; i < nwarm; i++)
         warm[i] = (request){.arg = 2};
-    if (!run_batch(loop, warm, nwarm, work_sleep, after_sum_result))
+    if (!run_batch(loop, warm, nwarm, work_sleep, after_sum_result, NULL))
         return NAN;
 
     double value = NAN;
@@ -105,9 +110,10 @@ static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
             reqs[i] = (request){.arg = (intptr_t)i};
-        bool ok = run_batch(loop, reqs, n, work_identity, after_sum_result);
+        uint64_t sum = 0;
+        bool ok = run_batch(loop, reqs, n, work_identity, after_sum_result, &sum);
         uint64_t dt = bench_now_ns() - t0;
-        if (ok && ((collector *)loop->data)->sum == (uint64_t)n * (n - 1) / 2)
+        if (ok && sum == (uint64_t)n * (n - 1) / 2)
             value = (double)n / ((double)dt / 1e9);
         free(reqs);
         break;
@@ -121,7 +127,7 @@ static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
         for (; i < n; i++) {
             uint64_t t0 = bench_now_ns();
             request r = {.arg = (intptr_t)i};
-            if (!run_batch(loop, &r, 1, work_identity, after_sum_result))
+            if (!run_batch(loop, &r, 1, work_identity, after_sum_result, NULL))
                 break;
             us[i] = (double)(bench_now_ns() - t0) / 1e3;
         }
@@ -140,7 +146,7 @@ static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
             reqs[i] = (request){.arg = p->cpu_num};
-        bool ok = run_batch(loop, reqs, n, work_cpu, after_sum_result);
+        bool ok = run_batch(loop, reqs, n, work_cpu, after_sum_result, NULL);
         uint64_t pooled = bench_now_ns() - t0;
         for (size_t i = 0; ok && i < n; i++)
             ok = (uint64_t)reqs[i].result == expect;
@@ -164,10 +170,10 @@ static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
                                     .count = start + cs <= n ? cs : n - start,
                                     .out = out + start};
             }
-            bool ok = run_batch(loop, reqs, chunks, work_square_chunk, after_sum_chunk);
+            uint64_t sum = 0;
+            bool ok = run_batch(loop, reqs, chunks, work_square_chunk, after_sum_chunk, &sum);
             uint64_t dt = bench_now_ns() - t0;
-            uint64_t m = n;
-            if (ok && ((collector *)loop->data)->sum == (m ? (m - 1) * m * (2 * m - 1) / 6 : 0))
+            if (ok && sum == bench_square_sum(n))
                 value = (double)n / ((double)dt / 1e9);
             free(out);
         }
@@ -182,12 +188,13 @@ static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
             reqs[i] = (request){.arg = p->sleep_ms};
-        if (run_batch(loop, reqs, n, work_sleep, after_sum_result))
+        if (run_batch(loop, reqs, n, work_sleep, after_sum_result, NULL))
             value = (double)(bench_now_ns() - t0) / 1e6;
         free(reqs);
         break;
     }
     case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
+    case BENCH_NESTED_FIB: /* not in its workloads (bench_peers.c) */
     case BENCH_WORKLOAD_COUNT:
         break;
     }
@@ -199,20 +206,7 @@ int bench_uv_child(bench_workload w, const bench_params *p)
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0)
         return 1;
-    double *values = malloc((size_t)p->repeat * sizeof *values);
-    int r = 0;
-    for (; values && r < p->repeat; r++) {
-        values[r] = run_once(&loop, w, p);
-        if (isnan(values[r])) {
-            bench_note("%s: %s failed", SYSTEM, bench_workload_name(w));
-            break;
-        }
-    }
-    bool ok = values && r == p->repeat;
-    if (ok)
-        bench_report_runs(SYSTEM, bench_workload_name(w), values, (size_t)r,
-                          bench_workload_unit(w));
-    free(values);
+    bool ok = bench_repeat(SYSTEM, w, p, run_once, &loop);
     uv_loop_close(&loop);
     return ok ? 0 : 1;
 }

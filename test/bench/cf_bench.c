@@ -1,6 +1,7 @@
 /* cf-bench: cfutures' performance figures, and (--compare) the same workloads
- * on Python's concurrent.futures, GLib's GThreadPool and libuv's
- * uv_queue_work, side by side. See test/bench/README.md.
+ * on Python's concurrent.futures and the peers of bench_peers.c (GLib's
+ * GThreadPool, libuv's uv_queue_work, ...), side by side. See
+ * test/bench/README.md.
  *
  * Every figure is one line `system workload value unit`; notes start with '#'.
  * SPDX-License-Identifier: MIT */
@@ -33,11 +34,13 @@ static void usage(FILE *out)
             "  --repeat N       each figure is the median of N runs (default 5)\n"
             "  --system S       only cfutures' thread or process pool\n"
             "  --workload NAME  only empty_throughput, roundtrip_latency, cpu_speedup,\n"
-            "                   map_chunked, sleep_concurrency or loop_roundtrip\n"
+            "                   map_chunked, sleep_concurrency, nested_fib or\n"
+            "                   loop_roundtrip\n"
             "  --sweep          task size x workers: per-task overhead and efficiency\n"
             "  --memory         bytes per pending future (1,000,000 of them)\n"
-            "  --compare        also Python, GLib and libuv, the sweep and memory, then\n"
-            "                   a table of ratios to cfutures and the targets\n");
+            "  --compare        also Python and the peers (GLib, libuv, ... when built),\n"
+            "                   the sweep and memory, then a table of ratios to cfutures\n"
+            "                   and the targets\n");
 }
 
 static int parse_workload(const char *name)
@@ -99,12 +102,22 @@ static bool parse_options(int argc, char **argv, options *o)
 
 static bool is_cfutures(const char *system) { return strncmp(system, "cfutures-", 9) == 0; }
 
-/* "thread" or "process": the part after the last '-' ("libuv", which only
- * has threads: "thread"). */
-static const char *pool_kind(const char *system)
+static bool is_floor(const char *system)
 {
+    const bench_peer *peer = bench_peer_find(system);
+    return peer && peer->what;
+}
+
+/* The cfutures system a figure is compared with: the peer's pool kind, else
+ * the part of the name after the last '-' ("python-thread"). */
+static void cfutures_of(const char *system, char *out, size_t size)
+{
+    const bench_peer *peer = bench_peer_find(system);
     const char *dash = strrchr(system, '-');
-    return dash ? dash + 1 : "thread";
+    if (peer)
+        snprintf(out, size, "%s", bench_cf_system(peer->process));
+    else
+        snprintf(out, size, "cfutures-%s", dash ? dash + 1 : system);
 }
 
 static bool higher_is_better(const char *workload)
@@ -113,40 +126,64 @@ static bool higher_is_better(const char *workload)
     return w >= 0 && bench_workload_higher_is_better((bench_workload)w);
 }
 
-static bool in_table(const char *workload)
+static void print_table_row(const char *workload)
 {
-    return parse_workload(workload) >= 0 || strcmp(workload, "pending_future_memory") == 0;
+    for (size_t i = 0; i < bench_figure_count(); i++) {
+        const bench_figure *f = bench_figure_at(i);
+        if (strcmp(f->workload, workload) != 0 || is_floor(f->system))
+            continue;
+        char cf_name[48];
+        cfutures_of(f->system, cf_name, sizeof cf_name);
+        const bench_figure *cf = bench_figure_find(cf_name, f->workload);
+        char ratio[32] = "-", better[32] = "-";
+        if (cf && cf->value != 0 && f->value != 0) {
+            double q = f->value / cf->value;
+            bool hib = higher_is_better(f->workload);
+            snprintf(ratio, sizeof ratio, "%.3g", q);
+            if (!is_cfutures(f->system))
+                snprintf(better, sizeof better, "%.3g", hib ? 1 / q : q);
+        }
+        printf("# %-22s %-18s %14.4g %-12s %8s %11s\n", f->workload, f->system, f->value,
+               f->unit, ratio, better);
+    }
+}
+
+/* The floors (no executor: the transport alone) beside the cfutures figure
+ * they bound. */
+static void print_floors(void)
+{
+    bool any = false;
+    for (size_t i = 0; i < bench_figure_count(); i++) {
+        const bench_figure *f = bench_figure_at(i);
+        const bench_peer *peer = bench_peer_find(f->system);
+        if (!peer || !peer->what)
+            continue;
+        if (!any)
+            printf("#\n# floors: no executor, only the transport a pool's round trip goes over;\n"
+                   "# '/ floor' = that cfutures pool's figure / the floor (1: no overhead)\n"
+                   "# %-22s %-12s %10s %-4s %-18s %8s  %s\n",
+                   "workload", "system", "value", "unit", "cfutures", "/ floor", "what it is");
+        any = true;
+        const char *cf_name = bench_cf_system(peer->process);
+        const bench_figure *cf = bench_figure_find(cf_name, f->workload);
+        char over[32] = "-";
+        if (cf && f->value != 0)
+            snprintf(over, sizeof over, "%.3g", cf->value / f->value);
+        printf("# %-22s %-12s %10.4g %-4s %-18s %8s  %s\n", f->workload, f->system, f->value,
+               f->unit, cf_name, over, peer->what);
+    }
 }
 
 static void print_compare_table(void)
 {
-    static const char *const rows[] = {"empty_throughput", "roundtrip_latency", "cpu_speedup",
-                                       "map_chunked", "sleep_concurrency", "loop_roundtrip",
-                                       "pending_future_memory"};
     printf("#\n# side by side: ratio = figure / cfutures' figure for the same pool kind;\n"
            "# 'cfutures x' = how many times better cfutures is (>1: cfutures wins)\n");
     printf("# %-22s %-18s %14s %-12s %8s %11s\n", "workload", "system", "value", "unit", "ratio",
            "cfutures x");
-    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-        for (size_t i = 0; i < bench_figure_count(); i++) {
-            const bench_figure *f = bench_figure_at(i);
-            if (strcmp(f->workload, rows[r]) != 0 || !in_table(f->workload))
-                continue;
-            char cf_name[48];
-            snprintf(cf_name, sizeof cf_name, "cfutures-%s", pool_kind(f->system));
-            const bench_figure *cf = bench_figure_find(cf_name, f->workload);
-            char ratio[32] = "-", better[32] = "-";
-            if (cf && cf->value != 0 && f->value != 0) {
-                double q = f->value / cf->value;
-                bool hib = higher_is_better(f->workload);
-                snprintf(ratio, sizeof ratio, "%.3g", q);
-                if (!is_cfutures(f->system))
-                    snprintf(better, sizeof better, "%.3g", hib ? 1 / q : q);
-            }
-            printf("# %-22s %-18s %14.4g %-12s %8s %11s\n", f->workload, f->system, f->value,
-                   f->unit, ratio, better);
-        }
-    }
+    for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++)
+        print_table_row(bench_workload_name((bench_workload)w));
+    print_table_row("pending_future_memory");
+    print_floors();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -357,6 +394,45 @@ static void print_machine(const options *o)
     print_cpu_speeds("before");
 }
 
+/* ------------------------------------------------------------------------ */
+/* Running the systems                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* A workload a pool does not run is not reported: a note says so. */
+static bool run_cfutures(bool process, bench_workload w, const bench_params *p)
+{
+    if (!(bench_cfutures_workloads(process) & BENCH_BIT(w))) {
+        bench_note("%s: %s: not supported yet: not run", bench_cf_system(process),
+                   bench_workload_name(w));
+        return true;
+    }
+    return bench_cfutures_run(process, w, p);
+}
+
+/* A peer compared with a pool that is not asked for (--system) does not run. */
+static bool peer_wanted(const options *o, const bench_peer *peer)
+{
+    return peer->process ? o->process : o->thread;
+}
+
+static void note_missing_peers(const options *o)
+{
+    for (size_t i = 0; i < bench_peer_count(); i++) {
+        const bench_peer *peer = bench_peer_at(i);
+        if (!peer->run && peer_wanted(o, peer))
+            bench_note("%s: %s: skipped", peer->system, peer->missing);
+    }
+}
+
+static void run_peers(const options *o, bench_workload w, const bench_params *p)
+{
+    for (size_t i = 0; i < bench_peer_count(); i++) {
+        const bench_peer *peer = bench_peer_at(i);
+        if (peer->run && peer_wanted(o, peer) && (peer->workloads & BENCH_BIT(w)))
+            peer->run(w, p);
+    }
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -371,6 +447,8 @@ int main(int argc, char **argv)
                                                   : bench_uv_child((bench_workload)o.workload, &p);
 
     print_machine(&o);
+    if (o.compare)
+        note_missing_peers(&o);
     bool ok = true;
     for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++) {
         if (o.workload >= 0 && w != o.workload)
@@ -381,18 +459,13 @@ int main(int argc, char **argv)
             continue;
         }
         if (o.thread)
-            ok &= bench_cfutures_run(false, (bench_workload)w, &p);
+            ok &= run_cfutures(false, (bench_workload)w, &p);
         if (o.process)
-            bench_cfutures_run(true, (bench_workload)w, &p); /* may be unavailable */
-        if (o.compare && o.thread) {
-            if (bench_glib_available())
-                bench_glib_run((bench_workload)w, &p);
-            else if (w == 0)
-                bench_note("glib-thread: glib-2.0 not found at build time: skipped");
-            bench_uv_run((bench_workload)w, &p);
-        }
+            run_cfutures(true, (bench_workload)w, &p); /* may be unavailable */
+        if (o.compare)
+            run_peers(&o, (bench_workload)w, &p);
     }
-    if (o.compare && o.workload != BENCH_LOOP_ROUNDTRIP) /* Python has no figure for it */
+    if (o.compare && (o.workload < 0 || (BENCH_CLASSIC_FIVE & BENCH_BIT(o.workload))))
         bench_python_run(&p, false, o.workload,
                          o.thread && o.process ? NULL : o.thread ? "thread" : "process");
     if (o.sweep)

@@ -43,6 +43,11 @@ struct cf__remote {
     int signal_req;
     uint64_t signal_gen_req, signal_gen_done;
     bool manager_alive; /* the async handle may be sent to */
+    /* pending.n, readable without the lock: a hint for the manager's
+     * dispatch (it looks under the lock before it relies on it). */
+    atomic_size_t pending_hint;
+    /* The manager polls its loop (see run_loop): a submit need not wake it. */
+    atomic_bool polling;
 
     /* Manager thread only. */
     uv_loop_t loop;
@@ -60,6 +65,8 @@ struct cf__remote {
     bool terminating;
     bool finishing;
     bool orphaned; /* cf_executor_free from a done-callback: the manager frees the pool */
+    bool may_poll;     /* more than one CPU: polling after activity pays */
+    uint64_t activity; /* bumped by every reply read and task sent (see run_loop) */
     cf__fncache_entry fncache[CF__FNCACHE_SLOTS];
 
     cf__event done; /* the manager thread has ended */

@@ -79,6 +79,7 @@ void cf__remote_drop_cancelled(cf__remote *r)
     while ((f = cf__fq_pop(&r->pending)))
         cf__fq_push(cf_future_cancelled(f) ? &drop : &keep, f);
     r->pending = keep;
+    atomic_store_explicit(&r->pending_hint, keep.n, memory_order_relaxed);
     uv_mutex_unlock(&r->lock);
     while ((f = cf__fq_pop(&drop)))
         start_future(f);
@@ -221,6 +222,7 @@ static size_t take_pending(cf__remote *r, cf__fqueue *local, size_t want)
         while (local->n + batch.n < want && (f = cf__fq_pop(&r->pending)))
             cf__fq_push(&batch, f);
         waiting = r->pending.n;
+        atomic_store_explicit(&r->pending_hint, waiting, memory_order_relaxed);
         uv_mutex_unlock(&r->lock);
         if (!batch.head)
             break;
@@ -238,6 +240,8 @@ static size_t take_pending(cf__remote *r, cf__fqueue *local, size_t want)
  * the window. */
 static void place_tasks(cf__remote *r, cf__fqueue *local, size_t window)
 {
+    if (local->head || r->retry.head)
+        r->activity++; /* see run_loop */
     for (size_t level = 0; level < window; level++) {
         for (cf__rworker *w = r->workers; w; w = w->next) {
             if (w->inflight.n != level || level >= worker_limit(r, w, window))
@@ -277,6 +281,11 @@ void cf__remote_dispatch(cf__remote *r)
     size_t places = free_places(r, window);
     size_t want = places > r->retry.n ? places - r->retry.n : 0;
 
+    /* Nothing new to hand out (the common case while the manager polls):
+     * do not take the submitters' lock. */
+    if (atomic_load_explicit(&r->pending_hint, memory_order_relaxed) == 0 && !r->retry.head &&
+        !r->broken && !r->terminating)
+        return;
     cf__fqueue local = { 0 };
     uv_mutex_lock(&r->lock);
     if (r->broken || r->terminating) {

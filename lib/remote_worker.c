@@ -371,6 +371,7 @@ void cf__rworker_received(cf__rworker *w, size_t n)
 {
     if (w->lost) /* what a lost worker still says is ignored */
         return;
+    w->pool->activity++; /* see run_loop */
     w->rlen += n;
     process_frames(w);
 }

@@ -23,10 +23,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -51,10 +53,23 @@ bool cf__worker_entry_interposed(void)
 /* The serve loop over the channel                                           */
 /* ------------------------------------------------------------------------ */
 
+/* How long an idle worker polls its channel before it blocks in read():
+ * being woken from a blocking read costs more than a small task. */
+#define POLL_NS 50000u
+
 static ptrdiff_t channel_read(void *ctx, void *buf, size_t cap)
 {
     int fd = *(int *)ctx;
     ssize_t n;
+    if (cf__cpu_count() > 1) {
+        uint64_t start = uv_hrtime();
+        do {
+            n = recv(fd, buf, cap, MSG_DONTWAIT);
+            if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+                return n;
+            sched_yield();
+        } while (uv_hrtime() - start < POLL_NS);
+    }
     do
         n = read(fd, buf, cap);
     while (n < 0 && errno == EINTR);

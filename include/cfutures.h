@@ -312,6 +312,32 @@ CF_API int cf_executor_kill_workers(cf_executor *ex);
  * and this frees the copy without touching the parent's workers. */
 CF_API void cf_executor_free(cf_executor *ex);
 
+/* A snapshot of what an executor is doing (cf_executor_stats_get). */
+typedef struct cf_executor_stats {
+    size_t workers; /* started and alive (threads, or processes: also those
+                       starting or retiring) */
+    size_t idle;    /* alive and waiting for work */
+    size_t pending; /* submitted, not started: queued (cancelled ones not
+                       counted); on a process pool also the few tasks sent
+                       ahead to a busy worker, which cf_future_running
+                       already reports running, as Python does */
+    size_t running; /* being run by a worker now */
+    unsigned long long completed; /* finished with a result or an exception, since
+                                     creation (a map chunk counts once) */
+    unsigned long long failed;    /* of those, with an exception or a dead worker
+                                     (a chunk with a failed item counts) */
+    unsigned long long cancelled; /* cancelled before they started, since creation */
+    unsigned long long workers_replaced; /* process and MPI pools: workers that
+                                            died or were recycled (max_tasks_per_child) */
+} cf_executor_stats;
+/* Fill *out with a snapshot: counts taken while work goes on, each exact
+ * for the moment it was read. Costs the executor's hot path nothing (each
+ * worker keeps its own counts; this sums them) and never blocks on tasks:
+ * it walks the queue of pending work under the queue's lock, so its cost
+ * grows with what is pending. Returns 0, CF_EINVAL (NULL ex or out), or
+ * CF_EBROKEN on a fork() child's copy. */
+CF_API int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out);
+
 /* ------------------------------------------------------------------------ */
 /* Waiting for many                                                          */
 /* ------------------------------------------------------------------------ */

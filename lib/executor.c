@@ -136,6 +136,17 @@ void cf_executor_free(cf_executor *ex)
         cf__executor_unhold(ex); /* the user's hold */
 }
 
+int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out)
+{
+    if (!ex || !out)
+        return CF_EINVAL;
+    if (forked_copy(ex))
+        return CF_EBROKEN;
+    memset(out, 0, sizeof *out);
+    ex->ops->stats(ex, out);
+    return 0;
+}
+
 int cf__cpu_count(void)
 {
     static atomic_int cached; /* asked on every blocking wait: keep it cheap */

@@ -250,6 +250,8 @@ typedef struct cf__executor_ops {
     /* In a fork() child, whose copy of the executor has none of its threads
      * or workers: free what can be freed without them. Never blocks. */
     void (*forget)(cf_executor *ex);
+    /* cf_executor_stats_get (out zeroed): never blocks on tasks. */
+    void (*stats)(cf_executor *ex, cf_executor_stats *out);
 } cf__executor_ops;
 
 /* Every backend's executor struct starts with this. */

@@ -105,6 +105,7 @@ struct cf__rworker {
     cf__rworker *next;
     cf__wstate state;
     bool lost;           /* its tasks were dealt with: only waiting for its exit */
+    bool recycled;       /* retired after max_tasks_per_child tasks */
     int open_handles;    /* the core's timer and the transport's handles */
     cf__fqueue inflight; /* sent, unanswered; the head is running */
     uint64_t sent;       /* tasks sent over its life */

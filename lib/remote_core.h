@@ -69,6 +69,13 @@ struct cf__remote {
     uint64_t activity; /* bumped by every reply read and task sent (see run_loop) */
     cf__fncache_entry fncache[CF__FNCACHE_SLOTS];
 
+    /* Statistics: written by the manager only (and `cancelled` by shutdown's
+     * cancel), read by cf_executor_stats_get from any thread. */
+    struct {
+        atomic_size_t workers, idle, running, ahead; /* cf__remote_publish_stats */
+        atomic_ullong completed, failed, cancelled, replaced;
+    } stats;
+
     cf__event done; /* the manager thread has ended */
 };
 
@@ -79,6 +86,15 @@ bool cf__remote_on_manager(const cf__remote *r);
  * message, and the signal / exit status of the worker that broke it. */
 void cf__remote_break(cf__remote *r, const char *why, int sig, int exit_status);
 
+/* The gauges of cf_executor_stats_get from the manager's own state: workers
+ * alive, idle, running a task, and the tasks held beyond those running (sent
+ * ahead, or to be sent again). Once per loop iteration, and before a future
+ * completes, so that whoever sees it done sees the pool as it is then. */
+void cf__remote_publish_stats(cf__remote *r);
+/* Count one more of a statistic (see cf__remote.stats). */
+#define CF__REMOTE_COUNT(r, field)                                                    \
+    atomic_fetch_add_explicit(&(r)->stats.field, 1, memory_order_relaxed)
+
 /* remote_dispatch.c */
 /* Hand out queued work, start workers for what waits (manager thread). */
 void cf__remote_dispatch(cf__remote *r);
@@ -86,10 +102,10 @@ void cf__remote_dispatch(cf__remote *r);
 void cf__remote_drop_cancelled(cf__remote *r);
 /* Finish a future the executor holds with a failure, or as cancelled, and
  * drop the executor's hold on it. */
-void cf__remote_fail_future(cf_future *f, int status, int code, const char *message, int sig,
-                            int exit_status);
-void cf__remote_fail_all(cf__fqueue *q, int status, int code, const char *message);
-void cf__remote_cancel_queued(cf_future *f);
+void cf__remote_fail_future(cf__remote *r, cf_future *f, int status, int code,
+                            const char *message, int sig, int exit_status);
+void cf__remote_fail_all(cf__remote *r, cf__fqueue *q, int status, int code, const char *message);
+void cf__remote_cancel_queued(cf__remote *r, cf_future *f);
 /* The encoded reference of the code at addr, cf__malloc'd: 0, CF_EINVAL
  * (in no loaded object) or CF_ENOMEM. */
 int cf__remote_fnref_new(uintptr_t addr, unsigned char **ref, size_t *len);

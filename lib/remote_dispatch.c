@@ -38,34 +38,40 @@ static unsigned window_for(uint64_t avg_ns, bool known)
 /* Finishing futures the executor holds                                      */
 /* ------------------------------------------------------------------------ */
 
-void cf__remote_fail_future(cf_future *f, int status, int code, const char *message, int sig,
-                            int exit_status)
+void cf__remote_fail_future(cf__remote *r, cf_future *f, int status, int code,
+                            const char *message, int sig, int exit_status)
 {
+    CF__REMOTE_COUNT(r, completed);
+    CF__REMOTE_COUNT(r, failed);
     cf__call_clear(&f->call);
     cf__future_set_failure(f, status, code, message, sig, exit_status);
     cf_future_unref(f); /* the executor's reference */
 }
 
-void cf__remote_cancel_queued(cf_future *f)
+void cf__remote_cancel_queued(cf__remote *r, cf_future *f)
 {
+    /* Never sent, so pending or cancelled already: the cancel holds.
+     * Counted first, so that whoever sees it cancelled sees it counted. */
+    CF__REMOTE_COUNT(r, cancelled);
     cf_future_cancel(f);
     cf__call_clear(&f->call);
     cf_future_unref(f);
 }
 
-void cf__remote_fail_all(cf__fqueue *q, int status, int code, const char *message)
+void cf__remote_fail_all(cf__remote *r, cf__fqueue *q, int status, int code, const char *message)
 {
     cf_future *f;
     while ((f = cf__fq_pop(q)))
-        cf__remote_fail_future(f, status, code, message, 0, -1);
+        cf__remote_fail_future(r, f, status, code, message, 0, -1);
 }
 
 /* Start (set running) a future taken from pending; false and released when
  * it was cancelled meanwhile. */
-static bool start_future(cf_future *f)
+static bool start_future(cf__remote *r, cf_future *f)
 {
     if (cf_future_set_running_or_notify_cancel(f))
         return true;
+    CF__REMOTE_COUNT(r, cancelled);
     cf__call_clear(&f->call); /* cancelled before it started */
     cf_future_unref(f);
     return false;
@@ -82,7 +88,7 @@ void cf__remote_drop_cancelled(cf__remote *r)
     atomic_store_explicit(&r->pending_hint, keep.n, memory_order_relaxed);
     uv_mutex_unlock(&r->lock);
     while ((f = cf__fq_pop(&drop)))
-        start_future(f);
+        start_future(r, f);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -148,12 +154,13 @@ static void send_task(cf__remote *r, cf__rworker *w, cf_future *f)
         char msg[96];
         snprintf(msg, sizeof msg, "function %p is in no loaded object: it cannot be sent",
                  (void *)(uintptr_t)f->call.fn);
-        cf__remote_fail_future(f, CF_ETASK, CF_EINVAL, msg, 0, -1);
+        cf__remote_fail_future(r, f, CF_ETASK, CF_EINVAL, msg, 0, -1);
         return;
     }
     f->backend_id = ++r->next_id;
     if (rc != 0 || cf__wire_put_task(&w->wbuf, f->backend_id, e->ref, e->len, &f->call) != 0) {
-        cf__remote_fail_future(f, CF_ETASK, CF_ENOMEM, "out of memory sending the task", 0, -1);
+        cf__remote_fail_future(r, f, CF_ETASK, CF_ENOMEM, "out of memory sending the task", 0,
+                               -1);
         return;
     }
     cf__fq_push(&w->inflight, f);
@@ -189,12 +196,12 @@ static void dispatch_nothing(cf__remote *r, cf__fqueue *waiting)
     int status = r->broken ? r->broken_exit_status : -1;
     cf_future *f;
     while ((f = cf__fq_pop(&r->retry)))
-        cf__remote_fail_future(f, CF_EBROKEN, CF_EBROKEN, msg, sig, status);
+        cf__remote_fail_future(r, f, CF_EBROKEN, CF_EBROKEN, msg, sig, status);
     while ((f = cf__fq_pop(waiting))) {
         if (r->broken)
-            cf__remote_fail_future(f, CF_EBROKEN, CF_EBROKEN, msg, sig, status);
+            cf__remote_fail_future(r, f, CF_EBROKEN, CF_EBROKEN, msg, sig, status);
         else /* terminated: shutdown(cancel_futures) cancelled these already */
-            cf__remote_cancel_queued(f);
+            cf__remote_cancel_queued(r, f);
     }
 }
 
@@ -227,7 +234,7 @@ static size_t take_pending(cf__remote *r, cf__fqueue *local, size_t want)
         if (!batch.head)
             break;
         while ((f = cf__fq_pop(&batch)))
-            if (start_future(f))
+            if (start_future(r, f))
                 cf__fq_push(local, f);
         if (local->n >= want)
             break;

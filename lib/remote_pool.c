@@ -110,7 +110,8 @@ static void signal_all(cf__remote *r, int sig)
     r->terminating = true;
     for (cf__rworker *w = r->workers; w; w = w->next)
         cf__rworker_kill(w, sig);
-    cf__remote_fail_all(&r->retry, CF_EBROKEN, CF_EBROKEN, "the pool's workers were terminated");
+    cf__remote_fail_all(r, &r->retry, CF_EBROKEN, CF_EBROKEN,
+                        "the pool's workers were terminated");
 }
 
 static void on_async(uv_async_t *a)
@@ -131,11 +132,31 @@ static void on_async(uv_async_t *a)
     /* The work itself is handed out in on_check, once per loop iteration. */
 }
 
+void cf__remote_publish_stats(cf__remote *r)
+{
+    size_t idle = 0, running = 0, ahead = r->retry.n;
+    for (const cf__rworker *w = r->workers; w; w = w->next) {
+        if (w->lost)
+            continue;
+        if (w->inflight.head) {
+            running++;
+            ahead += w->inflight.n - 1;
+        } else if (w->state == CF__W_READY) {
+            idle++;
+        }
+    }
+    atomic_store_explicit(&r->stats.workers, (size_t)r->nworkers, memory_order_relaxed);
+    atomic_store_explicit(&r->stats.idle, idle, memory_order_relaxed);
+    atomic_store_explicit(&r->stats.running, running, memory_order_relaxed);
+    atomic_store_explicit(&r->stats.ahead, ahead, memory_order_relaxed);
+}
+
 static void on_check(uv_check_t *c)
 {
     cf__remote *r = c->data;
     cf__remote_dispatch(r);
     maybe_finish(r);
+    cf__remote_publish_stats(r);
 }
 
 /* The manager's loop. Waking a thread that sleeps in epoll costs 5-60 us on
@@ -242,7 +263,7 @@ static int remote_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
     uv_mutex_unlock(&r->lock);
     cf_future *f;
     while ((f = cf__fq_pop(&cancel)))
-        cf__remote_cancel_queued(f);
+        cf__remote_cancel_queued(r, f);
     if (wait && !cf__remote_on_manager(r)) /* never wait for ourselves */
         cf__event_wait(&r->done, CF__NO_DEADLINE);
     return 0;
@@ -304,6 +325,28 @@ static bool remote_release(cf_executor *ex)
     return true;
 }
 
+static void remote_stats(cf_executor *ex, cf_executor_stats *out)
+{
+    cf__remote *r = (cf__remote *)ex;
+    size_t pending = 0, cancelled = 0;
+    uv_mutex_lock(&r->lock);
+    for (cf_future *f = r->pending.head; f; f = f->queue_next) {
+        if (cf_future_cancelled(f))
+            cancelled++; /* not dropped yet */
+        else
+            pending++;
+    }
+    uv_mutex_unlock(&r->lock);
+    out->workers = atomic_load_explicit(&r->stats.workers, memory_order_relaxed);
+    out->idle = atomic_load_explicit(&r->stats.idle, memory_order_relaxed);
+    out->running = atomic_load_explicit(&r->stats.running, memory_order_relaxed);
+    out->pending = pending + atomic_load_explicit(&r->stats.ahead, memory_order_relaxed);
+    out->completed = atomic_load_explicit(&r->stats.completed, memory_order_relaxed);
+    out->failed = atomic_load_explicit(&r->stats.failed, memory_order_relaxed);
+    out->cancelled = cancelled + atomic_load_explicit(&r->stats.cancelled, memory_order_relaxed);
+    out->workers_replaced = atomic_load_explicit(&r->stats.replaced, memory_order_relaxed);
+}
+
 /* A fork() child's copy: the manager thread and the workers are the
  * parent's (the fork handlers closed our copies of their channels). Only
  * the pool's own block goes; what the manager owned (its loop, the workers'
@@ -324,6 +367,7 @@ static const cf__executor_ops remote_ops = {
     .release = remote_release,
     .destroy = remote_destroy,
     .forget = remote_forget,
+    .stats = remote_stats,
 };
 
 /* ------------------------------------------------------------------------ */

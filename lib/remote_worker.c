@@ -162,13 +162,17 @@ static void worker_lost(cf__rworker *w, int status, int code, const char *messag
     if (w->state != CF__W_EXITED)
         uv_timer_stop(&w->timer);
     cf_future *f = cf__fq_pop(&w->inflight);
-    if (f)
-        cf__remote_fail_future(f, status, code, message, sig, exit_status);
+    cf__fqueue unsent = { 0 };
     if (r->terminating || r->broken)
-        cf__remote_fail_all(&w->inflight, CF_EBROKEN, CF_EBROKEN,
-                            "the worker holding this task was terminated before it ran");
+        unsent = w->inflight;
     else
         cf__fq_prepend(&r->retry, &w->inflight);
+    w->inflight = (cf__fqueue){ 0 };
+    cf__remote_publish_stats(r);
+    if (f)
+        cf__remote_fail_future(r, f, status, code, message, sig, exit_status);
+    cf__remote_fail_all(r, &unsent, CF_EBROKEN, CF_EBROKEN,
+                        "the worker holding this task was terminated before it ran");
     cf__rworker_kill(w, SIGKILL);
 }
 
@@ -178,6 +182,8 @@ void cf__rworker_exited(cf__rworker *w, const cf__worker_exit *e)
     bool starting = w->state == CF__W_STARTING;
     if (starting)
         r->nstarting--;
+    if (w->state != CF__W_RETIRING || w->recycled)
+        CF__REMOTE_COUNT(r, replaced); /* it died, or max_tasks_per_child */
     w->state = CF__W_EXITED;
     uv_timer_stop(&w->timer);
     if (starting && !r->terminating && !w->lost) {
@@ -187,8 +193,8 @@ void cf__rworker_exited(cf__rworker *w, const cf__worker_exit *e)
         snprintf(msg, sizeof msg, "a worker could not start (%s)", e->why);
         cf__remote_break(r, msg, e->signal, e->exit_status);
     }
+    unlink_worker(w); /* first: the stats that its task's failure shows count it gone */
     worker_lost(w, CF_EBROKEN, CF_EBROKEN, e->why, e->signal, e->exit_status);
-    unlink_worker(w);
     cf__rworker_close_handle(w, (uv_handle_t *)&w->timer);
     r->ops->close(w);
     cf__remote_dispatch(r); /* a replacement, if there is work */
@@ -237,6 +243,10 @@ static void complete_head(cf__rworker *w, const cf__frame *fr)
     }
     cf__fq_pop(&w->inflight);
     cf__call_clear(&f->call);
+    CF__REMOTE_COUNT(r, completed);
+    if (rc != 0 || (single ? out.status != 0 : chunk->fail_status != 0))
+        CF__REMOTE_COUNT(r, failed);
+    cf__remote_publish_stats(r);
     if (rc != 0)
         cf__future_set_failure(f, CF_ETASK, CF_ENOMEM, "out of memory receiving the result", 0,
                                -1);
@@ -291,8 +301,10 @@ static void handle_frame(cf__rworker *w, const cf__frame *fr)
         }
         complete_head(w, fr);
         if (!w->lost && r->max_tasks && w->sent >= (uint64_t)r->max_tasks &&
-            !w->inflight.head)
+            !w->inflight.head) {
+            w->recycled = true;
             cf__rworker_retire(w); /* max_tasks_per_child: a fresh one replaces it */
+        }
         break;
     default:
         garbled(w, "a message of unknown type");

@@ -68,6 +68,10 @@ typedef struct thread_pool {
     int nthreads;
     int threads_cap;
     uv_thread_t *threads;
+    struct worker_stats **wstats; /* one per thread, threads_cap slots */
+    /* What no worker counts: futures failed by a broken pool, cancelled by
+     * shutdown (rare paths, so shared counters). */
+    atomic_ullong failed_unrun, cancelled_unrun;
 
     /* Shutdown: join once, whoever waits. */
     uv_mutex_t join_lock;
@@ -93,9 +97,25 @@ typedef struct thread_pool {
 
 static const cf__executor_ops thread_pool_ops;
 
+/* What one worker thread counts for cf_executor_stats_get, in a cache line
+ * of its own. Only that thread writes it (plain loads and stores: no atomic
+ * read-modify-write on the hot path); the stats call sums them. */
+typedef struct worker_stats {
+    alignas(64) thread_pool *pool;
+    atomic_ullong completed, failed, cancelled;
+    atomic_size_t running; /* its tasks under way */
+} worker_stats;
+
+static void bump(atomic_ullong *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 /* The pool whose worker this thread is (NULL elsewhere): shutdown(wait) from
  * one of the pool's own tasks must not join the thread it runs on. */
 static _Thread_local thread_pool *current_pool;
+static _Thread_local worker_stats *current_stats;
 
 static const char broken_message[] =
     "A thread initializer failed, the thread pool is not usable anymore";
@@ -327,19 +347,37 @@ static void drop_future(cf_future *f)
     cf_future_unref(f);
 }
 
+/* A task this worker ran is over: counted before its future completes, so
+ * that whoever sees it done sees it counted. */
+static void count_done(worker_stats *ws, bool failed)
+{
+    bump(&ws->completed);
+    if (failed)
+        bump(&ws->failed);
+    atomic_store_explicit(&ws->running,
+                          atomic_load_explicit(&ws->running, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+}
+
 static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
 {
+    worker_stats *ws = current_stats;
     if (cf_future_set_running_or_notify_cancel(f)) {
         cf__call *call = &f->call;
+        atomic_store_explicit(&ws->running,
+                              atomic_load_explicit(&ws->running, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         if (call->count == 0) {
             cf__outcome out;
             cf__run_call(call->fn, call->arg, &out);
             cf__call_clear(call);
+            count_done(ws, out.status != 0);
             become_idle(pool, idle_state);
             cf__future_set_outcome(f, &out);
         } else {
             cf__chunk_result *chunk = cf__run_chunk(call);
             cf__call_clear(call);
+            count_done(ws, !chunk || chunk->fail_status != 0);
             become_idle(pool, idle_state);
             if (chunk)
                 cf__future_set_owned(f, chunk, chunk, cf__chunk_result_free, 0);
@@ -348,6 +386,7 @@ static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
         }
     } else {
         cf__call_clear(&f->call); /* cancelled before it started */
+        bump(&ws->cancelled);
     }
     drop_future(f);
 }
@@ -363,6 +402,7 @@ static void pool_break(thread_pool *pool)
         cf_future *next = f->queue_next;
         f->queue_next = NULL;
         cf__call_clear(&f->call);
+        atomic_fetch_add_explicit(&pool->failed_unrun, 1, memory_order_relaxed);
         cf__future_set_failure(f, CF_EBROKEN, CF_EBROKEN, broken_message, 0, -1);
         drop_future(f);
         f = next;
@@ -412,11 +452,13 @@ static void worker_loop(thread_pool *pool)
 
 static void worker_main(void *arg)
 {
-    thread_pool *pool = arg;
+    current_stats = arg;
+    thread_pool *pool = current_stats->pool;
     current_pool = pool;
     set_thread_name(pool);
     worker_loop(pool);
     current_pool = NULL;
+    current_stats = NULL;
     /* The last access to the pool: after it, a joiner may free it. The
      * thread that orphaned the pool stored `orphaned` before its own
      * decrement, so whoever ends last sees it. */
@@ -436,13 +478,23 @@ static int start_worker(thread_pool *pool)
         if (!threads)
             return CF_ENOMEM;
         pool->threads = threads;
+        worker_stats **wstats = cf__realloc(pool->wstats, (size_t)cap * sizeof *wstats);
+        if (!wstats)
+            return CF_ENOMEM;
+        pool->wstats = wstats;
         pool->threads_cap = cap;
     }
+    worker_stats *ws = cf__aligned_calloc(sizeof *ws, alignof(worker_stats));
+    if (!ws)
+        return CF_ENOMEM;
+    ws->pool = pool;
     atomic_fetch_add_explicit(&pool->live, 1, memory_order_seq_cst);
-    if (uv_thread_create(&pool->threads[pool->nthreads], worker_main, pool) != 0) {
+    if (uv_thread_create(&pool->threads[pool->nthreads], worker_main, ws) != 0) {
         atomic_fetch_sub_explicit(&pool->live, 1, memory_order_seq_cst);
+        cf__aligned_free(ws);
         return CF_ESYSTEM;
     }
+    pool->wstats[pool->nthreads] = ws;
     if (++pool->nthreads == pool->max_workers)
         atomic_store_explicit(&pool->all_started, true, memory_order_relaxed);
     return 0;
@@ -524,6 +576,10 @@ static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
             cf_future *next = f->queue_next;
             f->queue_next = NULL;
             cf__call_clear(&f->call);
+            /* Queued, so pending or cancelled already: the cancel holds.
+             * Counted first, so that whoever sees it cancelled sees it
+             * counted. */
+            atomic_fetch_add_explicit(&pool->cancelled_unrun, 1, memory_order_relaxed);
             cf_future_cancel(f);
             drop_future(f);
             f = next;
@@ -541,9 +597,17 @@ static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
     return 0;
 }
 
+static void free_worker_stats(thread_pool *pool)
+{
+    for (int i = 0; i < pool->nthreads; i++)
+        cf__aligned_free(pool->wstats[i]);
+    cf__free(pool->wstats);
+}
+
 static void thread_pool_destroy(cf_executor *ex)
 {
     thread_pool *pool = (thread_pool *)ex;
+    free_worker_stats(pool);
     uv_mutex_destroy(&pool->submit_lock);
     uv_mutex_destroy(&pool->join_lock);
     uv_sem_destroy(&pool->wake);
@@ -584,9 +648,55 @@ static bool thread_pool_release(cf_executor *ex)
 static void thread_pool_forget(cf_executor *ex)
 {
     thread_pool *pool = (thread_pool *)ex;
+    free_worker_stats(pool);
     cf__free(pool->threads);
     cf__free(pool->name_prefix);
     cf__aligned_free(pool);
+}
+
+/* Queued futures, walked under pop_lock: the FIFO is stable then, and the
+ * inbox only grows at its head, which we read once. */
+static void count_queued(thread_pool *pool, size_t *pending, size_t *cancelled)
+{
+    pop_lock(pool);
+    cf_future *lists[2] = {
+        atomic_load_explicit(&pool->fifo, memory_order_relaxed),
+        (cf_future *)(atomic_load_explicit(&pool->inbox, memory_order_acquire) & ~INBOX_CLOSED),
+    };
+    for (int i = 0; i < 2; i++) {
+        for (cf_future *f = lists[i]; f; f = f->queue_next) {
+            if (cf_future_cancelled(f))
+                (*cancelled)++;
+            else
+                (*pending)++;
+        }
+    }
+    pop_unlock(pool);
+}
+
+static void thread_pool_stats(cf_executor *ex, cf_executor_stats *out)
+{
+    thread_pool *pool = (thread_pool *)ex;
+    size_t busy = 0, queued_cancelled = 0;
+    uv_mutex_lock(&pool->submit_lock);
+    for (int i = 0; i < pool->nthreads; i++) {
+        worker_stats *ws = pool->wstats[i];
+        size_t running = atomic_load_explicit(&ws->running, memory_order_relaxed);
+        out->running += running;
+        busy += running > 0;
+        out->completed += atomic_load_explicit(&ws->completed, memory_order_relaxed);
+        out->failed += atomic_load_explicit(&ws->failed, memory_order_relaxed);
+        out->cancelled += atomic_load_explicit(&ws->cancelled, memory_order_relaxed);
+    }
+    uv_mutex_unlock(&pool->submit_lock);
+    count_queued(pool, &out->pending, &queued_cancelled);
+    int live = atomic_load_explicit(&pool->live, memory_order_relaxed);
+    out->workers = live > 0 ? (size_t)live : 0;
+    out->idle = out->workers > busy ? out->workers - busy : 0;
+    out->failed += atomic_load_explicit(&pool->failed_unrun, memory_order_relaxed);
+    out->completed += atomic_load_explicit(&pool->failed_unrun, memory_order_relaxed);
+    out->cancelled += queued_cancelled +
+                      atomic_load_explicit(&pool->cancelled_unrun, memory_order_relaxed);
 }
 
 static const cf__executor_ops thread_pool_ops = {
@@ -597,6 +707,7 @@ static const cf__executor_ops thread_pool_ops = {
     .release = thread_pool_release,
     .destroy = thread_pool_destroy,
     .forget = thread_pool_forget,
+    .stats = thread_pool_stats,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -31,23 +31,28 @@ struct cf__remote {
     size_t init_ref_len;
     uint64_t initarg;
 
-    /* Shared, under lock. The broken_* fields are written by the manager
-     * only (cf__remote_break), so the manager reads them without the lock. */
-    uv_mutex_t lock;
-    uv_cond_t cond;
-    cf__fqueue pending;
-    bool shutdown;
-    bool broken;
-    char *broken_message;
-    int broken_signal, broken_exit_status; /* of the worker that broke it */
-    int signal_req;
-    uint64_t signal_gen_req, signal_gen_done;
-    bool manager_alive; /* the async handle may be sent to */
-    /* pending.n, readable without the lock: a hint for the manager's
-     * dispatch (it looks under the lock before it relies on it). */
-    atomic_size_t pending_hint;
+    /* Submitted futures not handed out yet (remote_queue.c): the inbox, a
+     * lock-free stack submitters push onto, and `queued`, the manager's FIFO,
+     * under queue_lock. */
+    atomic_uintptr_t inbox;
+    uv_mutex_t queue_lock;
+    cf__fqueue queued;
     /* The manager polls its loop (see run_loop): a submit need not wake it. */
     atomic_bool polling;
+    atomic_bool shutdown;
+    /* Broken: queued and later submits fail with CF_EBROKEN. Set once, by
+     * the manager (cf__remote_break), after the broken_* fields. */
+    atomic_bool broken;
+    char *broken_message;
+    int broken_signal, broken_exit_status; /* of the worker that broke it */
+
+    /* Shared, under lock: requests to signal the workers, and whether the
+     * manager's async handle may still be sent to. */
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    int signal_req;
+    uint64_t signal_gen_req, signal_gen_done;
+    bool manager_alive;
 
     /* Manager thread only. */
     uv_loop_t loop;
@@ -95,10 +100,23 @@ void cf__remote_publish_stats(cf__remote *r);
 #define CF__REMOTE_COUNT(r, field)                                                    \
     atomic_fetch_add_explicit(&(r)->stats.field, 1, memory_order_relaxed)
 
+/* remote_queue.c: see there */
+bool cf__rqueue_push(cf__remote *r, cf_future *f); /* false: closed */
+void cf__rqueue_close(cf__remote *r);
+bool cf__rqueue_empty(cf__remote *r);
+/* Up to `want` futures, oldest first, appended to out; returns how many are
+ * left (roughly: 1 for a non-empty inbox). */
+size_t cf__rqueue_take(cf__remote *r, cf__fqueue *out, size_t want);
+void cf__rqueue_take_all(cf__remote *r, cf__fqueue *out);
+void cf__rqueue_take_cancelled(cf__remote *r, cf__fqueue *out);
+void cf__rqueue_count(cf__remote *r, size_t *pending, size_t *cancelled);
+/* Until f's submit is done with the pool. */
+void cf__rqueue_wait_submitted(cf_future *f);
+
 /* remote_dispatch.c */
 /* Hand out queued work, start workers for what waits (manager thread). */
 void cf__remote_dispatch(cf__remote *r);
-/* Take the cancelled futures out of pending (they would wait for a place). */
+/* Take the cancelled futures out of the queue (they would wait for a place). */
 void cf__remote_drop_cancelled(cf__remote *r);
 /* Finish a future the executor holds with a failure, or as cancelled, and
  * drop the executor's hold on it. */

@@ -4,13 +4,12 @@
  * idle workers first, then a few tasks ahead per worker (more when tasks are
  * short, so small tasks stream without a round trip each; few when they are
  * long, so the rest stays cancellable), all frames for one worker in one
- * write. Only as many tasks as there are free places leave `pending`, so the
+ * write. Only as many tasks as there are free places leave the queue, so the
  * rest stays cancellable by cf_future_cancel and by shutdown(cancel_futures)
  * until the last moment. Workers start on demand, up to max_workers.
  *
- * A future is in exactly one of pending (shared, under lock), retry
- * (manager: already running, to be sent again) or one worker's in-flight
- * list.
+ * A future is in exactly one of the queue (remote_queue.c), retry (manager:
+ * already running, to be sent again) or one worker's in-flight list.
  * SPDX-License-Identifier: MIT */
 #include "remote_core.h"
 
@@ -65,8 +64,8 @@ void cf__remote_fail_all(cf__remote *r, cf__fqueue *q, int status, int code, con
         cf__remote_fail_future(r, f, status, code, message, 0, -1);
 }
 
-/* Start (set running) a future taken from pending; false and released when
- * it was cancelled meanwhile. */
+/* Start (set running) a future taken from the queue; false and released
+ * when it was cancelled meanwhile. */
 static bool start_future(cf__remote *r, cf_future *f)
 {
     if (cf_future_set_running_or_notify_cancel(f))
@@ -79,14 +78,9 @@ static bool start_future(cf__remote *r, cf_future *f)
 
 void cf__remote_drop_cancelled(cf__remote *r)
 {
-    cf__fqueue keep = { 0 }, drop = { 0 };
+    cf__fqueue drop = { 0 };
+    cf__rqueue_take_cancelled(r, &drop);
     cf_future *f;
-    uv_mutex_lock(&r->lock);
-    while ((f = cf__fq_pop(&r->pending)))
-        cf__fq_push(cf_future_cancelled(f) ? &drop : &keep, f);
-    r->pending = keep;
-    atomic_store_explicit(&r->pending_hint, keep.n, memory_order_relaxed);
-    uv_mutex_unlock(&r->lock);
     while ((f = cf__fq_pop(&drop)))
         start_future(r, f);
 }
@@ -189,16 +183,17 @@ static size_t worker_limit(const cf__remote *r, const cf__rworker *w, size_t win
 /* Fail or cancel everything waiting: the pool is broken or terminated. */
 static void dispatch_nothing(cf__remote *r, cf__fqueue *waiting)
 {
+    bool broken = atomic_load_explicit(&r->broken, memory_order_acquire);
     const char *msg = "the pool's workers were terminated";
-    if (r->broken)
+    if (broken)
         msg = r->broken_message ? r->broken_message : "the pool is broken";
-    int sig = r->broken ? r->broken_signal : 0;
-    int status = r->broken ? r->broken_exit_status : -1;
+    int sig = broken ? r->broken_signal : 0;
+    int status = broken ? r->broken_exit_status : -1;
     cf_future *f;
     while ((f = cf__fq_pop(&r->retry)))
         cf__remote_fail_future(r, f, CF_EBROKEN, CF_EBROKEN, msg, sig, status);
     while ((f = cf__fq_pop(waiting))) {
-        if (r->broken)
+        if (broken)
             cf__remote_fail_future(r, f, CF_EBROKEN, CF_EBROKEN, msg, sig, status);
         else /* terminated: shutdown(cancel_futures) cancelled these already */
             cf__remote_cancel_queued(r, f);
@@ -217,20 +212,16 @@ static size_t free_places(const cf__remote *r, size_t window)
     return places;
 }
 
-/* Take up to `want` futures from pending into local, setting them running
- * (cancelled ones are dropped and do not count); called with the lock held,
- * returns with it released. Returns how many stay pending. */
-static size_t take_pending(cf__remote *r, cf__fqueue *local, size_t want)
+/* Take up to `want` futures from the queue into local, setting them
+ * running (cancelled ones are dropped and do not count). Returns how many
+ * stay queued (roughly: see cf__rqueue_take). */
+static size_t take_queued(cf__remote *r, cf__fqueue *local, size_t want)
 {
     size_t waiting;
     cf_future *f;
     for (;;) {
         cf__fqueue batch = { 0 };
-        while (local->n + batch.n < want && (f = cf__fq_pop(&r->pending)))
-            cf__fq_push(&batch, f);
-        waiting = r->pending.n;
-        atomic_store_explicit(&r->pending_hint, waiting, memory_order_relaxed);
-        uv_mutex_unlock(&r->lock);
+        waiting = cf__rqueue_take(r, &batch, want - local->n);
         if (!batch.head)
             break;
         while ((f = cf__fq_pop(&batch)))
@@ -238,7 +229,6 @@ static size_t take_pending(cf__remote *r, cf__fqueue *local, size_t want)
                 cf__fq_push(local, f);
         if (local->n >= want)
             break;
-        uv_mutex_lock(&r->lock);
     }
     return waiting;
 }
@@ -288,22 +278,15 @@ void cf__remote_dispatch(cf__remote *r)
     size_t places = free_places(r, window);
     size_t want = places > r->retry.n ? places - r->retry.n : 0;
 
-    /* Nothing new to hand out (the common case while the manager polls):
-     * do not take the submitters' lock. */
-    if (atomic_load_explicit(&r->pending_hint, memory_order_relaxed) == 0 && !r->retry.head &&
-        !r->broken && !r->terminating)
-        return;
     cf__fqueue local = { 0 };
-    uv_mutex_lock(&r->lock);
-    if (r->broken || r->terminating) {
-        local = r->pending;
-        r->pending = (cf__fqueue){ 0 };
-        uv_mutex_unlock(&r->lock);
+    if (atomic_load_explicit(&r->broken, memory_order_acquire) || r->terminating) {
+        cf__rqueue_take_all(r, &local);
         dispatch_nothing(r, &local);
         return;
     }
-    size_t waiting = take_pending(r, &local, want);
+    size_t waiting = take_queued(r, &local, want);
     place_tasks(r, &local, window);
+    cf__remote_publish_stats(r); /* before the tasks can start */
     for (cf__rworker *w = r->workers; w; w = w->next)
         cf__rworker_flush(w);
     /* Left over only if a worker went away meanwhile: these are running. */

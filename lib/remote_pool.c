@@ -1,9 +1,9 @@
 /* The remote-pool core: creation, the manager thread and its shutdown, and
  * the executor ops (see remote.h for the whole picture).
  *
- * Submitters queue futures in `pending` under `lock` and wake the manager
- * with uv_async_send; once per loop iteration (a uv_check handle) the manager
- * hands out work (remote_dispatch.c). Shutdown: once nothing waits and no
+ * Submitters queue futures (remote_queue.c, lock-free) and wake the manager
+ * with uv_async_send unless it polls; once per loop iteration (a uv_check
+ * handle) the manager hands out work (remote_dispatch.c). Shutdown: once nothing waits and no
  * task runs, the workers are retired; once they have exited, the loop's own
  * handles close and uv_run returns.
  * SPDX-License-Identifier: MIT */
@@ -39,14 +39,13 @@ void *cf__remote_transport(cf__remote *r)
 
 void cf__remote_break(cf__remote *r, const char *why, int sig, int exit_status)
 {
-    uv_mutex_lock(&r->lock);
-    if (!r->broken) {
-        r->broken = true;
-        r->broken_message = cf__strdup(why);
-        r->broken_signal = sig;
-        r->broken_exit_status = exit_status;
-    }
-    uv_mutex_unlock(&r->lock);
+    if (atomic_load_explicit(&r->broken, memory_order_relaxed))
+        return;
+    r->broken_message = cf__strdup(why);
+    r->broken_signal = sig;
+    r->broken_exit_status = exit_status;
+    atomic_store_explicit(&r->broken, true, memory_order_release);
+    cf__rqueue_close(r); /* later submits fail at once */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -72,19 +71,13 @@ static bool any_task_held(const cf__remote *r)
  * have exited, the loop's own handles close and uv_run returns. */
 static void maybe_finish(cf__remote *r)
 {
-    if (r->finishing)
+    if (r->finishing || !atomic_load_explicit(&r->shutdown, memory_order_acquire))
         return;
-    uv_mutex_lock(&r->lock);
-    bool shutdown = r->shutdown, idle = r->pending.head == NULL;
-    uv_mutex_unlock(&r->lock);
-    if (!shutdown)
-        return;
+    bool idle = cf__rqueue_empty(r);
     bool busy = any_task_held(r);
     if (!idle && !busy) { /* no worker would skip the cancelled ones soon */
         cf__remote_drop_cancelled(r);
-        uv_mutex_lock(&r->lock);
-        idle = r->pending.head == NULL;
-        uv_mutex_unlock(&r->lock);
+        idle = cf__rqueue_empty(r);
     }
     if (!idle || r->retry.head)
         return;
@@ -177,7 +170,7 @@ static void run_loop(cf__remote *r)
             uint64_t seen = r->activity, last = uv_hrtime();
             for (;;) {
                 if (!uv_run(&r->loop, UV_RUN_NOWAIT)) {
-                    atomic_store_explicit(&r->polling, false, memory_order_relaxed);
+                    atomic_store_explicit(&r->polling, false, memory_order_seq_cst);
                     return; /* nothing left: the pool finished */
                 }
                 uint64_t now = uv_hrtime();
@@ -189,10 +182,10 @@ static void run_loop(cf__remote *r)
                 }
                 sched_yield(); /* a worker or the waiter may need this CPU */
             }
-            atomic_store_explicit(&r->polling, false, memory_order_relaxed);
-            uv_mutex_lock(&r->lock); /* orders us against submits: see remote_submit */
-            more = r->pending.n > 0;
-            uv_mutex_unlock(&r->lock);
+            /* A submit pushes, then reads `polling`; we clear it, then look
+             * (both sequentially consistent): one of us sees the other. */
+            atomic_store_explicit(&r->polling, false, memory_order_seq_cst);
+            more = !cf__rqueue_empty(r);
         } while (more);
     }
 }
@@ -229,35 +222,27 @@ static int remote_submit(cf_executor *ex, cf_future *f)
     if (cf__wire_call_data_size(&f->call) > r->max_message)
         return CF_ETOOBIG;
     f->spin_wait = CF__SPIN_YIELD;
-    int rc = 0;
-    uv_mutex_lock(&r->lock);
-    if (r->shutdown) {
-        rc = CF_ESHUTDOWN;
-    } else if (r->broken) {
-        rc = CF_EBROKEN;
-    } else {
-        cf__fq_push(&r->pending, f);
-        atomic_store_explicit(&r->pending_hint, r->pending.n, memory_order_relaxed);
-        /* Under the lock: the manager is alive, and if it stopped polling
-         * before we took the lock, we see that here (run_loop). */
-        if (!atomic_load_explicit(&r->polling, memory_order_relaxed))
-            uv_async_send(&r->async);
-    }
-    uv_mutex_unlock(&r->lock);
-    return rc;
+    if (!cf__rqueue_push(r, f))
+        return atomic_load_explicit(&r->broken, memory_order_acquire) ? CF_EBROKEN
+                                                                      : CF_ESHUTDOWN;
+    /* The manager is alive: it cannot finish before it has taken f, which it
+     * does only once we are done (see remote_queue.c). If it polls, it sees
+     * f by itself (run_loop). */
+    if (!atomic_load_explicit(&r->polling, memory_order_seq_cst))
+        uv_async_send(&r->async);
+    atomic_store_explicit(&f->submit_returned, true, memory_order_release); /* the last access */
+    return 0;
 }
 
 static int remote_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
 {
     cf__remote *r = (cf__remote *)ex;
+    atomic_store_explicit(&r->shutdown, true, memory_order_release);
+    cf__rqueue_close(r);
     cf__fqueue cancel = { 0 };
+    if (cancel_futures)
+        cf__rqueue_take_all(r, &cancel);
     uv_mutex_lock(&r->lock);
-    r->shutdown = true;
-    if (cancel_futures) {
-        cancel = r->pending;
-        r->pending = (cf__fqueue){ 0 };
-        atomic_store_explicit(&r->pending_hint, 0, memory_order_relaxed);
-    }
     if (r->manager_alive)
         uv_async_send(&r->async);
     uv_mutex_unlock(&r->lock);
@@ -307,6 +292,7 @@ static void remote_destroy(cf_executor *ex)
     cf__event_destroy(&r->done);
     uv_cond_destroy(&r->cond);
     uv_mutex_destroy(&r->lock);
+    uv_mutex_destroy(&r->queue_lock);
     free_memory(r);
 }
 
@@ -328,15 +314,8 @@ static bool remote_release(cf_executor *ex)
 static void remote_stats(cf_executor *ex, cf_executor_stats *out)
 {
     cf__remote *r = (cf__remote *)ex;
-    size_t pending = 0, cancelled = 0;
-    uv_mutex_lock(&r->lock);
-    for (cf_future *f = r->pending.head; f; f = f->queue_next) {
-        if (cf_future_cancelled(f))
-            cancelled++; /* not dropped yet */
-        else
-            pending++;
-    }
-    uv_mutex_unlock(&r->lock);
+    size_t pending = 0, cancelled = 0; /* cancelled: not dropped yet */
+    cf__rqueue_count(r, &pending, &cancelled);
     out->workers = atomic_load_explicit(&r->stats.workers, memory_order_relaxed);
     out->idle = atomic_load_explicit(&r->stats.idle, memory_order_relaxed);
     out->running = atomic_load_explicit(&r->stats.running, memory_order_relaxed);
@@ -398,8 +377,12 @@ static void configure(cf__remote *r, const cf__remote_config *cfg)
 static int start_manager(cf__remote *r)
 {
     const char *what = "a mutex";
-    if (uv_mutex_init(&r->lock) != 0)
+    if (uv_mutex_init(&r->queue_lock) != 0) {
+        cf__set_last_error_msg(CF_ESYSTEM, "cannot make a mutex for the pool");
         return CF_ESYSTEM;
+    }
+    if (uv_mutex_init(&r->lock) != 0)
+        goto fail_queue_lock;
     what = "a condition variable";
     if (uv_cond_init(&r->cond) != 0)
         goto fail_mutex;
@@ -452,11 +435,14 @@ fail_event_quiet:
     cf__event_destroy(&r->done);
     uv_cond_destroy(&r->cond);
     uv_mutex_destroy(&r->lock);
+    uv_mutex_destroy(&r->queue_lock);
     return CF_ESYSTEM;
 fail_cond:
     uv_cond_destroy(&r->cond);
 fail_mutex:
     uv_mutex_destroy(&r->lock);
+fail_queue_lock:
+    uv_mutex_destroy(&r->queue_lock);
     cf__set_last_error_msg(CF_ESYSTEM, "cannot make %s for the pool", what);
     return CF_ESYSTEM;
 }

@@ -163,7 +163,7 @@ static void worker_lost(cf__rworker *w, int status, int code, const char *messag
         uv_timer_stop(&w->timer);
     cf_future *f = cf__fq_pop(&w->inflight);
     cf__fqueue unsent = { 0 };
-    if (r->terminating || r->broken)
+    if (r->terminating || atomic_load_explicit(&r->broken, memory_order_relaxed))
         unsent = w->inflight;
     else
         cf__fq_prepend(&r->retry, &w->inflight);

@@ -274,6 +274,14 @@ static int remote_signal_workers(cf_executor *ex, int signum)
     return 0;
 }
 
+static void destroy_sync(cf__remote *r)
+{
+    cf__event_destroy(&r->done);
+    uv_cond_destroy(&r->cond);
+    uv_mutex_destroy(&r->lock);
+    uv_mutex_destroy(&r->queue_lock);
+}
+
 static void free_memory(cf__remote *r)
 {
     cf__remote_fncache_clear(r);
@@ -289,10 +297,7 @@ static void remote_destroy(cf_executor *ex)
     cf__remote *r = (cf__remote *)ex;
     if (!r->orphaned) /* else the manager thread is ending, detached */
         uv_thread_join(&r->thread);
-    cf__event_destroy(&r->done);
-    uv_cond_destroy(&r->cond);
-    uv_mutex_destroy(&r->lock);
-    uv_mutex_destroy(&r->queue_lock);
+    destroy_sync(r);
     free_memory(r);
 }
 
@@ -372,33 +377,38 @@ static void configure(cf__remote *r, const cf__remote_config *cfg)
     r->initarg = (uint64_t)(uintptr_t)cfg->initarg;
 }
 
-/* The loop, its handles and the manager thread: 0 or CF_ESYSTEM, with the
- * last error message set. */
-static int start_manager(cf__remote *r)
+/* The pool's locks, condition and event: 0 or CF_ESYSTEM. */
+static int init_sync(cf__remote *r)
 {
-    const char *what = "a mutex";
-    if (uv_mutex_init(&r->queue_lock) != 0) {
-        cf__set_last_error_msg(CF_ESYSTEM, "cannot make a mutex for the pool");
+    if (uv_mutex_init(&r->queue_lock) != 0)
         return CF_ESYSTEM;
-    }
     if (uv_mutex_init(&r->lock) != 0)
         goto fail_queue_lock;
-    what = "a condition variable";
     if (uv_cond_init(&r->cond) != 0)
-        goto fail_mutex;
+        goto fail_lock;
     if (cf__event_init(&r->done) != 0)
         goto fail_cond;
-    /* libuv's descriptors must not land on a closed 0, 1 or 2: it would
-     * one day close them as if they were its own, and asserts they are not. */
+    return 0;
+fail_cond:
+    uv_cond_destroy(&r->cond);
+fail_lock:
+    uv_mutex_destroy(&r->lock);
+fail_queue_lock:
+    uv_mutex_destroy(&r->queue_lock);
+    return CF_ESYSTEM;
+}
+
+/* The loop and its handles: 0, or a negated errno (libuv's way). */
+static int init_loop(cf__remote *r)
+{
     /* libuv aborts the program when the first loop cannot have the
      * descriptors it keeps for the whole process: make sure it can. */
-    if (cf__fd_check_room(LOOP_FDS) != 0) {
-        cf__set_last_error_msg(CF_ESYSTEM, "cannot make the pool's loop: %s", strerror(errno));
-        goto fail_event_quiet;
-    }
+    if (cf__fd_check_room(LOOP_FDS) != 0)
+        return -errno;
+    /* libuv's descriptors must not land on a closed 0, 1 or 2: it would
+     * one day close them as if they were its own, and asserts they are not. */
     int held[3];
     cf__stdio_hold(held);
-    what = "its loop";
     int rc = uv_loop_init(&r->loop);
     if (rc == 0 && (rc = uv_async_init(&r->loop, &r->async, on_async)) != 0)
         uv_loop_close(&r->loop);
@@ -409,42 +419,41 @@ static int start_manager(cf__remote *r)
         uv_close((uv_handle_t *)&r->stdio_probe, NULL);
     }
     cf__stdio_release(held);
-    if (rc != 0) {
-        cf__set_last_error_msg(CF_ESYSTEM, "cannot make the pool's loop: %s", strerror(-rc));
-        goto fail_event_quiet;
-    }
+    if (rc != 0)
+        return rc;
     r->async.data = r;
     uv_check_init(&r->loop, &r->check);
     r->check.data = r;
     uv_check_start(&r->check, on_check);
+    return 0;
+}
+
+/* The loop, its handles and the manager thread: 0 or CF_ESYSTEM, with the
+ * last error message set. */
+static int start_manager(cf__remote *r)
+{
+    if (init_sync(r) != 0) {
+        cf__set_last_error_msg(CF_ESYSTEM, "cannot make a mutex or condition for the pool");
+        return CF_ESYSTEM;
+    }
+    int rc = init_loop(r);
+    if (rc != 0) {
+        cf__set_last_error_msg(CF_ESYSTEM, "cannot make the pool's loop: %s", strerror(-rc));
+        destroy_sync(r);
+        return CF_ESYSTEM;
+    }
     r->manager_alive = true;
-    what = "its manager thread";
     if ((rc = uv_thread_create(&r->thread, manager_main, r)) != 0) {
         uv_close((uv_handle_t *)&r->async, NULL);
         uv_close((uv_handle_t *)&r->check, NULL);
         uv_run(&r->loop, UV_RUN_DEFAULT);
         uv_loop_close(&r->loop);
-        goto fail_event;
+        cf__set_last_error_msg(CF_ESYSTEM, "cannot start the pool's manager thread: %s",
+                               strerror(-rc));
+        destroy_sync(r);
+        return CF_ESYSTEM;
     }
     return 0;
-
-fail_event:
-    cf__set_last_error_msg(CF_ESYSTEM, "cannot start the pool's manager thread: %s",
-                           strerror(-rc));
-fail_event_quiet:
-    cf__event_destroy(&r->done);
-    uv_cond_destroy(&r->cond);
-    uv_mutex_destroy(&r->lock);
-    uv_mutex_destroy(&r->queue_lock);
-    return CF_ESYSTEM;
-fail_cond:
-    uv_cond_destroy(&r->cond);
-fail_mutex:
-    uv_mutex_destroy(&r->lock);
-fail_queue_lock:
-    uv_mutex_destroy(&r->queue_lock);
-    cf__set_last_error_msg(CF_ESYSTEM, "cannot make %s for the pool", what);
-    return CF_ESYSTEM;
 }
 
 cf_executor *cf__remote_new(const cf__remote_config *cfg, const cf__transport_ops *ops,

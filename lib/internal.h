@@ -53,11 +53,12 @@ uint64_t cf__deadline(double timeout);
  * be spurious: the caller loops on its own condition, which it checks first. */
 bool cf__cond_wait_until(uv_cond_t *cond, uv_mutex_t *mutex, uint64_t deadline);
 
-/* A one-shot wake-up another thread can wait on with a deadline. */
+/* A one-shot wake-up another thread can wait on with a deadline. `set` is
+ * written under the mutex and may be read without it. */
 typedef struct cf__event {
     uv_mutex_t mutex;
     uv_cond_t cond;
-    bool set;
+    atomic_bool set;
 } cf__event;
 int cf__event_init(cf__event *ev); /* 0 or CF_ESYSTEM */
 void cf__event_destroy(cf__event *ev);
@@ -217,6 +218,41 @@ static inline bool cf__state_done(cf__state s)
 {
     return s == CF__FINISHED || s == CF__CANCELLED || s == CF__CANCELLED_NOTIFIED;
 }
+
+/* ------------------------------------------------------------------------ */
+/* done_queue.c: futures in completion order (as_completed, unordered map)   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cf__done_queue cf__done_queue;
+
+/* One watched future's place in the queue; embed it in your own record. */
+typedef struct cf__done_item cf__done_item;
+struct cf__done_item {
+    cf__listener listener;
+    cf__done_item *next;   /* in the queue, under its lock */
+    cf__done_queue *queue;
+    bool watching;         /* the listener was registered */
+};
+
+struct cf__done_queue {
+    cf__event ready; /* its mutex guards the list; `set` while the list is not empty */
+    cf__done_item *head, *tail;
+};
+
+int cf__done_queue_init(cf__done_queue *q); /* 0 or CF_ESYSTEM */
+/* Every watched item must have been unwatched (or popped) first. */
+void cf__done_queue_destroy(cf__done_queue *q);
+/* Append `item` once f is done: at once when it is done already or f is
+ * NULL, else from the thread that completes it. */
+void cf__done_queue_watch(cf__done_queue *q, cf__done_item *item, cf_future *f);
+/* Stop watching f (safe after the item was appended): after this the queue
+ * no longer touches the item on f's behalf. */
+void cf__done_queue_unwatch(cf__done_item *item, cf_future *f);
+/* The oldest appended item, waiting until the deadline: 0 and *item, or
+ * CF_ETIMEDOUT and NULL. Only call it while an item is still to come. */
+int cf__done_queue_pop(cf__done_queue *q, uint64_t deadline, cf__done_item **item);
+/* Forget every appended item (unwatch the futures first). */
+void cf__done_queue_clear(cf__done_queue *q);
 
 /* ------------------------------------------------------------------------ */
 /* executor.c: the backend ops and what every backend shares                 */

@@ -14,12 +14,10 @@
 
 typedef struct map_slot map_slot;
 struct map_slot {
+    cf__done_item done;     /* first (a popped item is its slot); unordered only */
     map_slot *prev, *next;  /* in flight, submission order (iterating thread only) */
-    map_slot *ready_next;   /* unordered: completion order, under it->lock */
     cf_future *f;           /* NULL when the submit failed... */
     int error;              /* ...with this code */
-    cf__listener listener;  /* unordered */
-    cf_map_iter *it;
 };
 
 struct cf_map_iter {
@@ -55,10 +53,7 @@ struct cf_map_iter {
     const cf_exception *exc;         /* cf_map_exception */
     bool done;
 
-    /* unordered */
-    uv_mutex_t lock;
-    uv_cond_t cond;
-    map_slot *ready_head, *ready_tail;
+    cf__done_queue ready; /* unordered: the slots in completion order */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -73,7 +68,6 @@ static map_slot *slot_get(cf_map_iter *it)
     else if (!(s = cf__malloc(sizeof *s)))
         return NULL;
     memset(s, 0, sizeof *s);
-    s->it = it;
     return s;
 }
 
@@ -96,28 +90,6 @@ static void slot_unlink(cf_map_iter *it, map_slot *s)
     s->prev = s->next = NULL;
 }
 
-/* With it->lock held. */
-static void slot_ready_locked(cf_map_iter *it, map_slot *s)
-{
-    s->ready_next = NULL;
-    if (it->ready_tail)
-        it->ready_tail->ready_next = s;
-    else
-        it->ready_head = s;
-    it->ready_tail = s;
-}
-
-static void notify_ready(cf__listener *l, cf_future *f)
-{
-    (void)f;
-    map_slot *s = l->data;
-    cf_map_iter *it = s->it;
-    uv_mutex_lock(&it->lock);
-    slot_ready_locked(it, s);
-    uv_cond_signal(&it->cond); /* under the lock: the iterator may go right after */
-    uv_mutex_unlock(&it->lock);
-}
-
 /* Append a slot for future f (or for a failed submit: f NULL, error). */
 static void slot_append(cf_map_iter *it, map_slot *s)
 {
@@ -127,15 +99,8 @@ static void slot_append(cf_map_iter *it, map_slot *s)
     else
         it->head = s;
     it->tail = s;
-    if (!it->unordered)
-        return;
-    s->listener.notify = notify_ready;
-    s->listener.data = s;
-    if (!s->f || !cf__future_listen(s->f, &s->listener)) {
-        uv_mutex_lock(&it->lock);
-        slot_ready_locked(it, s);
-        uv_mutex_unlock(&it->lock);
-    }
+    if (it->unordered)
+        cf__done_queue_watch(&it->ready, &s->done, s->f);
 }
 
 /* Cancel and release every task in flight. */
@@ -146,7 +111,7 @@ static void cancel_rest(cf_map_iter *it)
         map_slot *next = s->next;
         if (s->f) {
             if (it->unordered) /* first, so the cancel notifies nobody here */
-                cf__future_unlisten(s->f, &s->listener);
+                cf__done_queue_unwatch(&s->done, s->f);
             cf_future_cancel(s->f);
             cf_future_unref(s->f);
         }
@@ -154,7 +119,8 @@ static void cancel_rest(cf_map_iter *it)
         s = next;
     }
     it->head = it->tail = NULL;
-    it->ready_head = it->ready_tail = NULL; /* every ready slot was in flight too */
+    if (it->unordered) /* every ready slot was in flight too */
+        cf__done_queue_clear(&it->ready);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -284,16 +250,9 @@ static cf_map_iter *map_start(cf_map_iter *it, const cf_map_opts *opts)
     it->unordered = opts->unordered;
     it->deadline = opts->timeout > 0 ? cf__deadline(opts->timeout) : CF__NO_DEADLINE;
 
-    if (it->unordered) {
-        if (uv_mutex_init(&it->lock) != 0) {
-            cf__free(it);
-            return cf__fail(CF_ESYSTEM);
-        }
-        if (uv_cond_init(&it->cond) != 0) {
-            uv_mutex_destroy(&it->lock);
-            cf__free(it);
-            return cf__fail(CF_ESYSTEM);
-        }
+    if (it->unordered && cf__done_queue_init(&it->ready) != 0) {
+        cf__free(it);
+        return cf__fail(CF_ESYSTEM);
     }
 
     /* Python submits everything now (or buffersize tasks); so do we. */
@@ -379,23 +338,13 @@ static int next_slot(cf_map_iter *it, map_slot **slot)
                 return rc;
         }
     } else {
-        int rc = 0;
-        uv_mutex_lock(&it->lock);
-        while (!it->ready_head && it->head) {
-            if (!cf__cond_wait_until(&it->cond, &it->lock, it->deadline)) {
-                rc = CF_ETIMEDOUT;
-                break;
-            }
+        cf__done_item *item = NULL;
+        if (it->head) { /* something in flight: it will come */
+            int rc = cf__done_queue_pop(&it->ready, it->deadline, &item);
+            if (rc != 0)
+                return rc;
         }
-        s = rc == 0 ? it->ready_head : NULL;
-        if (s) {
-            it->ready_head = s->ready_next;
-            if (!it->ready_head)
-                it->ready_tail = NULL;
-        }
-        uv_mutex_unlock(&it->lock);
-        if (rc != 0)
-            return rc;
+        s = (map_slot *)item;
     }
     if (s)
         slot_unlink(it, s);
@@ -507,9 +456,7 @@ void cf_map_free(cf_map_iter *it)
         cf__free(s);
         s = next;
     }
-    if (it->unordered) {
-        uv_cond_destroy(&it->cond);
-        uv_mutex_destroy(&it->lock);
-    }
+    if (it->unordered)
+        cf__done_queue_destroy(&it->ready);
     cf__free(it);
 }

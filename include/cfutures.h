@@ -290,19 +290,25 @@ typedef struct cf_map_opts {
     size_t chunksize;  /* 0 or 1: one task per item; else items per task (both backends) */
     double timeout;    /* 0: none; else seconds from the cf_map call, as Python */
     size_t buffersize; /* 0: submit everything at once; else at most this many tasks in flight */
-    size_t arg_size;   /* 0: args[i] passed as values; else args[i] points at arg_size bytes to copy */
+    size_t arg_size;   /* 0: args[i] passed as values; else args[i] points at arg_size
+                          bytes (see cf_map for when they are copied) */
     bool unordered;    /* yield in completion order instead of input order */
 } cf_map_opts;
 
 typedef struct cf_map_iter cf_map_iter;
 /* fn over args[0..n). Submits every task now (buffersize 0), or buffersize
- * tasks now and one more on each cf_map_next. args (and, with arg_size, the
- * bytes args[i] point at) are read when an item is submitted: with buffersize
- * 0 the caller may free them when cf_map returns; with buffersize they must
- * stay valid until cf_map_free. The iterator is the caller's, to release with
- * cf_map_free. NULL with cf_last_error(): CF_EINVAL (NULL ex or fn, args NULL
- * with n > 0, negative timeout, arg_size with NULL args[i]), CF_ESHUTDOWN,
- * CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
+ * tasks now and one more on each cf_map_next.
+ * Lifetime: as Python's map holds its iterable, the iterator uses the args
+ * array (and, with arg_size, the bytes args[i] point at) until cf_map_free:
+ * keep them valid and unchanged until then, whatever the buffersize. On a
+ * thread pool nothing is copied: a task reads its item in the caller's array
+ * and, with arg_size, receives args[i] itself (the caller's bytes, not a
+ * copy). On a process pool the items are copied when their task is
+ * submitted, since they cross to another process.
+ * The iterator is the caller's, to release with cf_map_free. NULL with
+ * cf_last_error(): CF_EINVAL (NULL ex or fn, args NULL with n > 0, negative
+ * timeout, arg_size with NULL args[i]), CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM,
+ * CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
 CF_API cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
                            const cf_map_opts *opts);
 /* Like cf_map over a generator: next_arg(userdata, &arg) returns true and sets
@@ -321,6 +327,18 @@ CF_API cf_map_iter *cf_map_source(cf_executor *ex, cf_fn fn, cf_arg_source next_
  * for a NULL iterator. `value` may be NULL. Blocks until the item is done or
  * the map's timeout passes; with buffersize, first submits one more item. */
 CF_API int cf_map_next(cf_map_iter *it, void **value);
+/* The next results in one go, without a call per item: waits as cf_map_next
+ * does for the next result, then sets *values to an array of *count >= 1
+ * results in input order (completion order when unordered): that one and
+ * the others of the same task (the rest of its chunk) that are not yielded
+ * yet. They count as yielded; the next call goes on after them. The array
+ * and the cf_return_copy results in it stay valid until the next call on the
+ * iterator (cf_map_next, cf_map_next_batch or cf_map_free). Returns 1 with a
+ * batch, 0 at the end, or < 0 with the error cf_map_next would return (the
+ * iteration then stops as it does there); CF_EINVAL for a NULL argument.
+ * *values and *count are set only when it returns 1. Mixes freely with
+ * cf_map_next. Blocks as cf_map_next does. */
+CF_API int cf_map_next_batch(cf_map_iter *it, void *const **values, size_t *count);
 /* The exception of the item whose error cf_map_next last returned (NULL if
  * none or not a task failure); valid until cf_map_free. */
 CF_API const cf_exception *cf_map_exception(cf_map_iter *it);

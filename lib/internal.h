@@ -92,8 +92,11 @@ typedef struct cf__call {
     void *arg;        /* a value, or (arg_size > 0) points at arg_size owned bytes */
     size_t arg_size;  /* 0: arg is a value */
     size_t count;     /* 0: one call fn(arg). > 0: a map chunk of `count` items */
-    void **items;     /* chunk: count values, or (arg_size > 0) NULL and... */
+    void *const *items; /* chunk: count values (owned unless items_borrowed), or
+                           (arg_size > 0) NULL and... */
     unsigned char *item_bytes; /* ...count * arg_size owned bytes */
+    bool items_borrowed; /* items points into the caller's array (executors whose
+                            tasks run in this process only): not freed */
 } cf__call;
 
 /* Free what a call owns (the copied argument bytes, the chunk's arrays). */
@@ -114,7 +117,9 @@ typedef struct cf__chunk_result {
 
 /* Run a chunk call (call->count > 0) in this thread. NULL when out of memory. */
 cf__chunk_result *cf__run_chunk(const cf__call *call);
-cf__chunk_result *cf__chunk_result_new(size_t capacity); /* zeroed, values allocated */
+/* Zeroed but for values, which is allocated with it (one block) and written
+ * up to count. NULL when out of memory. */
+cf__chunk_result *cf__chunk_result_new(size_t capacity);
 void cf__chunk_result_free(void *chunk);                 /* a cf__chunk_result */
 /* Record that item `count` failed; takes `message` (may be NULL: cf_strerror(code)). */
 void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
@@ -261,6 +266,9 @@ void cf__done_queue_clear(cf__done_queue *q);
 /* A backend fills one const cf__executor_ops with designated initializers. */
 typedef struct cf__executor_ops {
     const char *name;
+    /* Tasks run in this process: a call may point into the caller's memory
+     * (cf_map's chunks borrow its args array) instead of copying it. */
+    bool in_process;
     /* Queue f (f->call says what to run). On success the executor owns one
      * reference to f, counted by the caller, and releases it once the future
      * is done. Must not block on running tasks. Returns 0, CF_ESHUTDOWN,

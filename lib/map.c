@@ -22,7 +22,7 @@ struct map_slot {
 
 struct cf_map_iter {
     /* The fast path: values of the task being yielded. */
-    void **values;
+    void *const *values;
     size_t pos, count;
     void *one; /* values for a one-item task */
 
@@ -32,6 +32,7 @@ struct cf_map_iter {
     size_t buffersize;
     size_t arg_size;
     bool unordered;
+    bool in_process; /* the executor's tasks run in this process */
     uint64_t deadline;
 
     /* Where the arguments come from: an array, or a source. */
@@ -144,68 +145,117 @@ static bool next_item(cf_map_iter *it, void **arg)
     return false;
 }
 
+/* Whether the task gets the caller's own pointer rather than a copy: on an
+ * executor whose tasks run in this process, for array arguments (which the
+ * caller keeps valid until cf_map_free). A source's bytes are copied at once:
+ * it may reuse its buffer. */
+static bool borrows(const cf_map_iter *it)
+{
+    return it->in_process && !it->source;
+}
+
+/* A one-item call: 1 made, 0 no arguments left, < 0 an error. */
+static int make_one_call(cf_map_iter *it, cf__call *call)
+{
+    void *arg;
+    if (!next_item(it, &arg))
+        return 0;
+    if (it->arg_size == 0 || borrows(it)) {
+        call->arg = arg;
+        return 1;
+    }
+    if (!arg)
+        return CF_EINVAL;
+    if (!(call->arg = cf__malloc(it->arg_size)))
+        return CF_ENOMEM;
+    memcpy(call->arg, arg, it->arg_size);
+    call->arg_size = it->arg_size;
+    return 1;
+}
+
+/* A chunk of `cap` items of the args array, which the task reads where it
+ * is (in process) or from a copy (the bytes will cross to another process). */
+static int make_array_chunk(cf_map_iter *it, cf__call *call, size_t cap)
+{
+    void *const *args = it->args + it->next_arg;
+    it->next_arg += cap;
+    call->count = cap;
+    if (borrows(it)) {
+        call->items = args;
+        call->items_borrowed = true;
+        return 1;
+    }
+    size_t size = it->arg_size ? it->arg_size : sizeof *args;
+    if (cap > SIZE_MAX / size)
+        return CF_ENOMEM;
+    unsigned char *copy = cf__malloc(cap * size); /* every byte is written */
+    if (!copy)
+        return CF_ENOMEM;
+    if (it->arg_size == 0) {
+        memcpy(copy, args, cap * sizeof *args);
+        call->items = (void **)copy;
+        return 1;
+    }
+    for (size_t i = 0; i < cap; i++)
+        memcpy(copy + i * it->arg_size, args[i], it->arg_size);
+    call->item_bytes = copy;
+    call->arg_size = it->arg_size;
+    return 1;
+}
+
+/* A chunk of up to `cap` items from the source, copied (values, or the
+ * arg_size bytes each item points at). */
+static int make_source_chunk(cf_map_iter *it, cf__call *call, size_t cap)
+{
+    size_t size = it->arg_size ? it->arg_size : sizeof(void *);
+    if (cap > SIZE_MAX / size)
+        return CF_ENOMEM;
+    unsigned char *copy = cf__malloc(cap * size); /* written up to count */
+    if (!copy)
+        return CF_ENOMEM;
+    void **values = (void **)copy;
+    size_t k = 0;
+    void *arg;
+    while (k < cap && next_item(it, &arg)) {
+        if (it->arg_size == 0) {
+            values[k++] = arg;
+        } else if (!arg) {
+            cf__free(copy);
+            return CF_EINVAL;
+        } else {
+            memcpy(copy + k * it->arg_size, arg, it->arg_size);
+            k++;
+        }
+    }
+    if (k == 0) {
+        cf__free(copy);
+        return 0;
+    }
+    call->count = k;
+    if (it->arg_size == 0) {
+        call->items = values;
+    } else {
+        call->item_bytes = copy;
+        call->arg_size = it->arg_size;
+    }
+    return 1;
+}
+
 /* Build the next task's call: 1 made, 0 no arguments left, < 0 an error. */
 static int make_call(cf_map_iter *it, cf__call *call)
 {
     memset(call, 0, sizeof *call);
     call->fn = it->fn;
-    call->arg_size = it->arg_size;
-    void *arg;
-    if (it->chunksize <= 1) {
-        if (!next_item(it, &arg))
-            return 0;
-        if (it->arg_size == 0) {
-            call->arg = arg;
-            return 1;
-        }
-        if (!arg)
-            return CF_EINVAL;
-        if (!(call->arg = cf__malloc(it->arg_size)))
-            return CF_ENOMEM;
-        memcpy(call->arg, arg, it->arg_size);
-        return 1;
-    }
-
-    size_t cap = it->chunksize;
-    if (!it->source && it->n - it->next_arg < cap)
-        cap = it->n - it->next_arg;
-    if (cap == 0) {
+    if (it->chunksize <= 1)
+        return make_one_call(it, call);
+    if (it->source)
+        return make_source_chunk(it, call, it->chunksize);
+    size_t left = it->n - it->next_arg;
+    if (left == 0) {
         it->source_end = true;
         return 0;
     }
-    size_t item_size = it->arg_size ? it->arg_size : sizeof *call->items;
-    if (cap > SIZE_MAX / item_size)
-        return CF_ENOMEM;
-    if (it->arg_size == 0) { /* not zeroed: every slot up to count is written */
-        if (!(call->items = cf__malloc(cap * item_size)))
-            return CF_ENOMEM;
-        if (!it->source) { /* an array: one copy */
-            memcpy(call->items, it->args + it->next_arg, cap * sizeof *call->items);
-            it->next_arg += cap;
-            call->count = cap;
-            return 1;
-        }
-    } else if (!(call->item_bytes = cf__malloc(cap * item_size))) {
-        return CF_ENOMEM;
-    }
-    size_t k = 0;
-    while (k < cap && next_item(it, &arg)) {
-        if (it->arg_size == 0) {
-            call->items[k++] = arg;
-        } else if (!arg) {
-            cf__call_clear(call);
-            return CF_EINVAL;
-        } else {
-            memcpy(call->item_bytes + k * it->arg_size, arg, it->arg_size);
-            k++;
-        }
-    }
-    if (k == 0) {
-        cf__call_clear(call);
-        return 0;
-    }
-    call->count = k;
-    return 1;
+    return make_array_chunk(it, call, left < it->chunksize ? left : it->chunksize);
 }
 
 /* Submit the next task: 1 submitted, 0 no arguments left, < 0 its error
@@ -248,6 +298,7 @@ static cf_map_iter *map_start(cf_map_iter *it, const cf_map_opts *opts)
     it->buffersize = opts->buffersize;
     it->arg_size = opts->arg_size;
     it->unordered = opts->unordered;
+    it->in_process = it->ex->ops->in_process;
     it->deadline = opts->timeout > 0 ? cf__deadline(opts->timeout) : CF__NO_DEADLINE;
 
     if (it->unordered && cf__done_queue_init(&it->ready) != 0) {
@@ -352,77 +403,92 @@ static int next_slot(cf_map_iter *it, map_slot **slot)
     return 0;
 }
 
+/* The next slot's task is done: make its values the ones to yield (1), or
+ * stop with its error. */
+static int take_slot(cf_map_iter *it, map_slot *s)
+{
+    cf_future *f = s->f;
+    int rc = s->error;
+    slot_put(it, s);
+    if (!f)
+        return map_stop(it, rc);
+    void *v = NULL;
+    rc = cf_future_result(f, 0, &v);
+    if (rc != 0) {
+        const cf_exception *exc = NULL;
+        if (cf_future_exception(f, 0, &exc) != 0)
+            exc = NULL;
+        it->failed = f;
+        it->exc = exc;
+        return map_stop(it, rc);
+    }
+    it->cur = f;
+    it->pos = 0;
+    if (it->chunksize > 1) {
+        cf__chunk_result *chunk = v;
+        it->values = chunk->values;
+        it->count = chunk->count;
+        it->cur_fail = chunk->fail_status;
+        it->cur_fail_exc = &chunk->fail;
+    } else {
+        it->one = v;
+        it->values = &it->one;
+        it->count = 1;
+    }
+    return 1;
+}
+
+/* The values of the current task are all yielded: go on to the next task
+ * (1), or report the end (0) or an error. */
+static int advance(cf_map_iter *it)
+{
+    if (it->done)
+        return 0;
+    if (it->cur_fail) { /* a chunk failed after the values just yielded */
+        int rc = it->cur_fail;
+        it->failed = it->cur;
+        it->exc = it->cur_fail_exc;
+        it->cur = NULL;
+        it->cur_fail = 0;
+        return map_stop(it, rc);
+    }
+    cf_future_unref(it->cur); /* its last value was yielded before this call */
+    it->cur = NULL;
+    it->values = NULL;
+    it->pos = it->count = 0;
+
+    if (it->buffersize && !it->source_end && !it->submit_ended)
+        submit_next(it); /* a failure comes out in its turn */
+
+    map_slot *s;
+    int rc = next_slot(it, &s);
+    if (rc != 0)
+        return map_stop(it, rc);
+    if (!s) {
+        if (it->last_error)
+            return map_stop(it, it->last_error);
+        it->done = true;
+        return 0;
+    }
+    return take_slot(it, s);
+}
+
 /* Kept out of line so that cf_map_next's fast path stays a leaf function. */
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((noinline))
 #endif
 static int map_next_slow(cf_map_iter *it, void **value)
 {
-    for (;;) {
-        if (it->pos < it->count) {
-            void *v = it->values[it->pos++];
-            if (value)
-                *value = v;
-            return 1;
-        }
-        if (it->done)
-            return 0;
-        if (it->cur_fail) { /* a chunk failed after the values just yielded */
-            int rc = it->cur_fail;
-            it->failed = it->cur;
-            it->exc = it->cur_fail_exc;
-            it->cur = NULL;
-            it->cur_fail = 0;
-            return map_stop(it, rc);
-        }
-        cf_future_unref(it->cur); /* its last value was yielded by the previous call */
-        it->cur = NULL;
-        it->values = NULL;
-        it->pos = it->count = 0;
-
-        if (it->buffersize && !it->source_end && !it->submit_ended)
-            submit_next(it); /* a failure comes out in its turn */
-
-        map_slot *s;
-        int rc = next_slot(it, &s);
-        if (rc != 0)
-            return map_stop(it, rc);
-        if (!s) {
-            if (it->last_error)
-                return map_stop(it, it->last_error);
-            it->done = true;
-            return 0;
-        }
-        cf_future *f = s->f;
-        rc = s->error;
-        slot_put(it, s);
-        if (!f)
-            return map_stop(it, rc);
-
-        void *v = NULL;
-        rc = cf_future_result(f, 0, &v);
-        if (rc != 0) {
-            const cf_exception *exc = NULL;
-            if (cf_future_exception(f, 0, &exc) != 0)
-                exc = NULL;
-            it->failed = f;
-            it->exc = exc;
-            return map_stop(it, rc);
-        }
-        it->cur = f;
-        it->pos = 0;
-        if (it->chunksize > 1) {
-            cf__chunk_result *chunk = v;
-            it->values = chunk->values;
-            it->count = chunk->count;
-            it->cur_fail = chunk->fail_status;
-            it->cur_fail_exc = &chunk->fail;
-        } else {
-            it->one = v;
-            it->values = &it->one;
-            it->count = 1;
-        }
-    }
+    int rc;
+    do {
+        rc = advance(it);
+    } while (rc == 1 && it->count == 0); /* a chunk that failed at its first item */
+    if (rc != 1)
+        return rc;
+    void *v = it->values[it->pos++];
+    if (value)
+        *value = v;
+    return 1;
 }
 
 int cf_map_next(cf_map_iter *it, void **value)
@@ -436,6 +502,22 @@ int cf_map_next(cf_map_iter *it, void **value)
         return 1;
     }
     return map_next_slow(it, value);
+}
+
+int cf_map_next_batch(cf_map_iter *it, void *const **values, size_t *count)
+{
+    if (!it || !values || !count)
+        return CF_EINVAL;
+    if (it->pos == it->count) {
+        int rc = map_next_slow(it, NULL);
+        if (rc != 1)
+            return rc;
+        it->pos--; /* that value comes first in the batch */
+    }
+    *values = it->values + it->pos;
+    *count = it->count - it->pos;
+    it->pos = it->count;
+    return 1;
 }
 
 const cf_exception *cf_map_exception(cf_map_iter *it)

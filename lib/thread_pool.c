@@ -591,6 +591,7 @@ static void thread_pool_forget(cf_executor *ex)
 
 static const cf__executor_ops thread_pool_ops = {
     .name = "thread",
+    .in_process = true,
     .submit = thread_pool_submit,
     .shutdown = thread_pool_shutdown,
     .signal_workers = NULL, /* threads cannot be killed: CF_ENOTSUP */

@@ -252,6 +252,35 @@ static void check_map(cf_executor *ex, cf_fn fn, void *const *args, const int *e
     cf_map_free(it);
 }
 
+/* The same through cf_map_next_batch. */
+static void check_map_batches(cf_executor *ex, cf_fn fn, void *const *args, const int *expect,
+                              size_t n, const cf_map_opts *opts)
+{
+    cf_map_iter *it = cf_map(ex, fn, args, n, opts);
+    if (!PTR_OK(it))
+        return;
+    size_t i = 0, count = 0;
+    void *const *values = NULL;
+    int rc;
+    while ((rc = cf_map_next_batch(it, &values, &count)) == 1) {
+        CHECK(count >= 1 && i + count <= n);
+        for (size_t k = 0; k < count; k++)
+            CHECK_EQ((int)(intptr_t)values[k], expect[i + k]);
+        i += count;
+    }
+    if (rc == 0) {
+        CHECK_EQ(i, n);
+    } else if (rc == CF_ETASK) {
+        const cf_exception *exc = cf_map_exception(it);
+        CHECK(exc != NULL);
+        CHECK_EQ(exc->code, CF_ENOMEM);
+        nomem_seen++;
+    } else {
+        STATUS_OK(rc);
+    }
+    cf_map_free(it);
+}
+
 static void run_maps(cf_executor *ex)
 {
     enum { N = 5 };
@@ -267,6 +296,8 @@ static void run_maps(cf_executor *ex)
     /* Values in chunks of 2 (the last chunk is short). */
     check_map(ex, square, values, squares, N, &(cf_map_opts){.chunksize = 2, .timeout = WAIT},
               false);
+    check_map_batches(ex, square, values, squares, N,
+                      &(cf_map_opts){.chunksize = 2, .timeout = WAIT});
     /* Copied arguments, one task each. */
     check_map(ex, add_three, pointers, plus_three, N,
               &(cf_map_opts){.arg_size = sizeof(int), .timeout = WAIT}, false);

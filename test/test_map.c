@@ -424,7 +424,14 @@ static void *task_point_sum(void *arg)
     return V(p->x + p->y);
 }
 
-static void test_arg_size_copies(void)
+static void *task_point_address(void *arg)
+{
+    return arg;
+}
+
+/* Thread pool: a task reads its item where the caller keeps it, with or
+ * without chunks: with arg_size it receives args[i] itself. */
+static void test_arg_size_in_place(void)
 {
     enum { N = 20 };
     cf_executor *ex = pool(2);
@@ -436,16 +443,124 @@ static void test_arg_size_copies(void)
             pts[i] = (point){ i, 100 * i };
             args[i] = &pts[i];
         }
-        cf_map_iter *it = cf_map(ex, task_point_sum, args, N,
-                                 &(cf_map_opts){ .arg_size = sizeof(point), .chunksize = chunks[c] });
+        cf_map_opts opts = { .arg_size = sizeof(point), .chunksize = chunks[c] };
+        cf_map_iter *it = cf_map(ex, task_point_sum, args, N, &opts);
         CHECK(it);
-        memset(pts, 0xff, sizeof pts); /* copied by cf_map */
         void *v;
         for (int i = 0; i < N; i++) {
             CHECK_EQ(cf_map_next(it, &v), 1);
             CHECK_EQ((intptr_t)v, 101 * i);
         }
         CHECK_EQ(cf_map_next(it, &v), 0);
+        cf_map_free(it);
+
+        it = cf_map(ex, task_point_address, args, N, &opts);
+        CHECK(it);
+        for (int i = 0; i < N; i++) {
+            CHECK_EQ(cf_map_next(it, &v), 1);
+            CHECK(v == &pts[i]); /* not a copy */
+        }
+        cf_map_free(it);
+    }
+    cf_executor_free(ex);
+}
+
+/* A source may reuse its buffer: its bytes are copied when it yields them. */
+typedef struct point_source {
+    point buf;
+    int next, n;
+} point_source;
+
+static bool next_point(void *userdata, void **arg)
+{
+    point_source *src = userdata;
+    if (src->next == src->n)
+        return false;
+    src->buf = (point){ src->next, 100 * src->next };
+    src->next++;
+    *arg = &src->buf;
+    return true;
+}
+
+static void test_arg_size_source_copies(void)
+{
+    cf_executor *ex = pool(2);
+    size_t chunks[] = { 0, 3 };
+    for (int c = 0; c < 2; c++) {
+        point_source src = { .n = 10 };
+        cf_map_iter *it = cf_map_source(ex, task_point_sum, next_point, &src,
+                                        &(cf_map_opts){ .arg_size = sizeof(point),
+                                                        .chunksize = chunks[c] });
+        CHECK(it);
+        void *v;
+        for (int i = 0; i < 10; i++) {
+            CHECK_EQ(cf_map_next(it, &v), 1);
+            CHECK_EQ((intptr_t)v, 101 * i);
+        }
+        CHECK_EQ(cf_map_next(it, &v), 0);
+        cf_map_free(it);
+    }
+    cf_executor_free(ex);
+}
+
+/* cf_map_next_batch: the rest of the current task's results at once, in
+ * order, mixed with cf_map_next. */
+static void test_next_batch(void)
+{
+    enum { N = 10 };
+    cf_executor *ex = pool(2);
+    void *args[N];
+    for (int i = 0; i < N; i++)
+        args[i] = V(i);
+    cf_map_iter *it = cf_map(ex, task_square, args, N, &(cf_map_opts){ .chunksize = 4 });
+    CHECK(it);
+    void *const *values = NULL;
+    size_t count = 0;
+    void *v;
+    CHECK_EQ(cf_map_next(it, &v), 1); /* item 0 */
+    CHECK_EQ((intptr_t)v, 0);
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1); /* the rest of chunk 0 */
+    CHECK_EQ(count, 3);
+    for (size_t i = 0; i < count; i++)
+        CHECK_EQ((intptr_t)values[i], (intptr_t)((i + 1) * (i + 1)));
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1); /* chunk 1 */
+    CHECK_EQ(count, 4);
+    for (size_t i = 0; i < count; i++)
+        CHECK_EQ((intptr_t)values[i], (intptr_t)((i + 4) * (i + 4)));
+    CHECK_EQ(cf_map_next(it, &v), 1); /* item 8 */
+    CHECK_EQ((intptr_t)v, 64);
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1); /* item 9 */
+    CHECK_EQ(count, 1);
+    CHECK_EQ((intptr_t)values[0], 81);
+    values = NULL;
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+    CHECK(values == NULL); /* untouched at the end */
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+    CHECK_EQ(cf_map_next_batch(NULL, &values, &count), CF_EINVAL);
+    CHECK_EQ(cf_map_next_batch(it, NULL, &count), CF_EINVAL);
+    CHECK_EQ(cf_map_next_batch(it, &values, NULL), CF_EINVAL);
+    cf_map_free(it);
+
+    /* One item per task: batches of one; unordered: every result once. */
+    for (int unordered = 0; unordered < 2; unordered++) {
+        it = cf_map(ex, task_square, args, N, &(cf_map_opts){ .unordered = unordered });
+        CHECK(it);
+        int seen[N] = { 0 };
+        for (int i = 0; i < N; i++) {
+            CHECK_EQ(cf_map_next_batch(it, &values, &count), 1);
+            CHECK_EQ(count, 1);
+            intptr_t r = (intptr_t)values[0];
+            int k = 0;
+            while (k < N && k * k != r)
+                k++;
+            CHECK(k < N);
+            if (!unordered)
+                CHECK_EQ(k, i);
+            seen[k]++;
+        }
+        CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+        for (int k = 0; k < N; k++)
+            CHECK_EQ(seen[k], 1);
         cf_map_free(it);
     }
     cf_executor_free(ex);
@@ -479,6 +594,55 @@ static void test_return_copy_through_map(void)
         CHECK_EQ(cf_map_next(it, &v), 0);
         cf_map_free(it);
     }
+    cf_executor_free(ex);
+}
+
+static void *task_fail_at_5(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    if (i == 5)
+        return cf_raise(55, "item %d failed", (int)i);
+    return V(i);
+}
+
+/* A chunk that fails midway: a batch of the items before the failure, then
+ * the error, then the end. Copied results stay valid until the next call. */
+static void test_next_batch_error_and_copies(void)
+{
+    enum { N = 9 };
+    cf_executor *ex = pool(2);
+    void *args[N];
+    for (int i = 0; i < N; i++)
+        args[i] = V(i);
+    cf_map_iter *it = cf_map(ex, task_fail_at_5, args, N, &(cf_map_opts){ .chunksize = 4 });
+    CHECK(it);
+    void *const *values;
+    size_t count;
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1);
+    CHECK_EQ(count, 4);
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1); /* item 4, before the failure */
+    CHECK_EQ(count, 1);
+    CHECK_EQ((intptr_t)values[0], 4);
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), CF_ETASK);
+    CHECK(cf_map_exception(it));
+    CHECK_EQ(cf_map_exception(it)->code, 55);
+    CHECK_STR(cf_map_exception(it)->message, "item 5 failed");
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+    cf_map_free(it);
+
+    it = cf_map(ex, task_string, args, N, &(cf_map_opts){ .chunksize = 3 });
+    CHECK(it);
+    for (int i = 0; i < N; i += 3) {
+        CHECK_EQ(cf_map_next_batch(it, &values, &count), 1);
+        CHECK_EQ(count, 3);
+        for (int k = 0; k < 3; k++) {
+            char want[32];
+            snprintf(want, sizeof want, "item-%d", i + k);
+            CHECK_STR((const char *)values[k], want);
+        }
+    }
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+    cf_map_free(it);
     cf_executor_free(ex);
 }
 
@@ -535,8 +699,11 @@ int main(void)
     RUN(test_source_without_buffersize);
     RUN(test_submit_failure_midway);
     RUN(test_unordered);
-    RUN(test_arg_size_copies);
+    RUN(test_arg_size_in_place);
+    RUN(test_arg_size_source_copies);
     RUN(test_return_copy_through_map);
+    RUN(test_next_batch);
+    RUN(test_next_batch_error_and_copies);
     RUN(test_bad_options);
     fprintf(stderr, "test_map: all passed\n");
     return 0;

@@ -348,6 +348,46 @@ CF_API const cf_exception *cf_map_exception(cf_map_iter *it);
 CF_API void cf_map_free(cf_map_iter *it);
 
 /* ------------------------------------------------------------------------ */
+/* Parallel loops                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* One chunk of a parallel loop. */
+typedef struct cf_range {
+    size_t begin, end;  /* items [begin, end) of the loop */
+    const void *in;     /* item `begin` of opts->in, or NULL */
+    void *out;          /* item `begin` of opts->out, or NULL */
+} cf_range;
+/* Runs fn(ctx, r) on one chunk; r is valid during the call only. */
+typedef void (*cf_range_fn)(void *ctx, const cf_range *r);
+
+typedef struct cf_parallel_opts {
+    size_t grain;                    /* items per chunk; 0: chosen (about 8 chunks per CPU) */
+    const void *in; size_t in_size;  /* optional input array: n items of in_size bytes */
+    void *out; size_t out_size;      /* optional output array: n items of out_size bytes */
+} cf_parallel_opts;
+
+/* The C loop people reach for TBB's parallel_for or OpenMP for: runs fn over
+ * the items [0, n) in chunks of `grain` items and blocks until every chunk
+ * has run. The calling thread takes part: it and the workers take the next
+ * chunk from a shared counter in turn, so a slower CPU simply runs fewer.
+ * On a thread pool, fn runs in the caller and in up to min(max_workers,
+ * CPUs - 1) workers at once (one fewer from inside a task of the pool);
+ * in and out are the caller's arrays, which fn reads and writes in place.
+ * Called from a task of the same pool it does not deadlock, even with one
+ * worker: the caller runs every chunk that no worker takes.
+ * opts may be NULL (no arrays, grain chosen). A chunk fails as a task does
+ * (cf_raise in fn); a cf_return_copy in fn is dropped.
+ * Returns 0 (also for n = 0, without calling fn), CF_EINVAL (NULL ex or fn;
+ * in or out NULL with a nonzero size or set with size 0; n times a size
+ * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a process pool: not yet),
+ * CF_ENOMEM, CF_ESHUTDOWN or CF_EBROKEN (then fn did not run), or the
+ * failing chunk's status (CF_ETASK, ...) with the rest not started (chunks
+ * already running finish); then cf_last_error() / cf_last_error_message()
+ * give the chunk's exception code and message. Blocks. */
+CF_API int cf_parallel_for(cf_executor *ex, size_t n, cf_range_fn fn, void *ctx,
+                           const cf_parallel_opts *opts);
+
+/* ------------------------------------------------------------------------ */
 /* Scoped executors (GCC and Clang)                                          */
 /* ------------------------------------------------------------------------ */
 

@@ -99,6 +99,11 @@ typedef struct cf__call {
                             tasks run in this process only): not freed */
 } cf__call;
 
+/* Call fn(ctx, r) with cf_raise bound to `out` (a cf_return_copy made there
+ * is dropped): returns out->status, 0 or CF_ETASK with out->code and
+ * out->message set. */
+int cf__run_range(cf_range_fn fn, void *ctx, const cf_range *r, cf__outcome *out);
+
 /* Free what a call owns (the copied argument bytes, the chunk's arrays). */
 void cf__call_clear(cf__call *call);
 
@@ -260,6 +265,34 @@ int cf__done_queue_pop(cf__done_queue *q, uint64_t deadline, cf__done_item **ite
 void cf__done_queue_clear(cf__done_queue *q);
 
 /* ------------------------------------------------------------------------ */
+/* parallel_for.c: a loop whose chunks the caller and the workers share     */
+/* ------------------------------------------------------------------------ */
+
+/* cf_parallel_for's loop: chunk c covers items [c * grain, min((c + 1) *
+ * grain, n)). Whoever takes part calls cf__loop_work, which takes chunks
+ * from `next` until none is left, so a slow thread takes fewer. */
+typedef struct cf__loop {
+    cf_range_fn fn;
+    void *ctx;
+    size_t n, grain, chunks;
+    const unsigned char *in;
+    size_t in_size;
+    unsigned char *out;
+    size_t out_size;
+    atomic_size_t next;  /* the next chunk to take */
+    atomic_bool failed;  /* a chunk failed: start no more */
+    /* The first failure, written by the thread that set `failed` and read
+     * by the caller once every thread has finished with the loop. */
+    int fail_status;
+    int fail_code;
+    char *fail_message; /* owned, or NULL: cf_strerror(fail_code) */
+} cf__loop;
+
+/* Take and run chunks until none is left or one failed. Any thread; a
+ * worker may run it as a task. */
+void cf__loop_work(cf__loop *loop);
+
+/* ------------------------------------------------------------------------ */
 /* executor.c: the backend ops and what every backend shares                 */
 /* ------------------------------------------------------------------------ */
 
@@ -293,6 +326,14 @@ typedef struct cf__executor_ops {
     /* In a fork() child, whose copy of the executor has none of its threads
      * or workers: free what can be freed without them. Never blocks. */
     void (*forget)(cf_executor *ex);
+    /* cf_parallel_for: run the loop (loop->chunks >= 1) with the calling
+     * thread taking part (cf__loop_work), and return once no thread works on
+     * it any more. Blocks on the chunks; from one of the executor's own
+     * threads it must not deadlock. Returns 0 (a chunk's failure is recorded
+     * in the loop), or before running anything CF_ESHUTDOWN, CF_EBROKEN,
+     * CF_ENOMEM. NULL: not supported (CF_ENOTSUP); the process pool's comes
+     * with its new core. */
+    int (*parallel_for)(cf_executor *ex, cf__loop *loop);
 } cf__executor_ops;
 
 /* Every backend's executor struct starts with this. */
@@ -305,6 +346,10 @@ struct cf_executor {
      * let go destroys it. */
     atomic_int holds;
 };
+
+/* Whether ex was made before this process was fork()ed off its parent: its
+ * threads and workers stayed there (calls fail with CF_EBROKEN). */
+bool cf__executor_forked(const cf_executor *ex);
 
 /* Drop a hold (see struct cf_executor); the last one destroys ex. */
 void cf__executor_unhold(cf_executor *ex);

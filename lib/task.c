@@ -95,6 +95,19 @@ void cf__run_call(cf_fn fn, void *arg, cf__outcome *out)
     outcome_settle(out, ret);
 }
 
+int cf__run_range(cf_range_fn fn, void *ctx, const cf_range *r, cf__outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    cf__outcome *outer = current;
+    current = out;
+    fn(ctx, r);
+    current = outer;
+    cf__free(out->copy); /* a loop's chunk has no result */
+    out->copy = NULL;
+    out->size = 0;
+    return out->status;
+}
+
 void cf__outcome_clear(cf__outcome *out)
 {
     cf__free(out->copy);

@@ -589,6 +589,74 @@ static void thread_pool_forget(cf_executor *ex)
     cf__aligned_free(pool);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Parallel loops                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define LOOP_STACK_HELPERS 16
+
+static void *loop_helper(void *loop)
+{
+    cf__loop_work(loop);
+    return NULL;
+}
+
+/* Workers to ask for help: one per chunk beyond the caller's first, up to
+ * the pool's size (less the caller, when it is one of them) and to the CPUs
+ * the caller leaves free: more threads than CPUs only take turns. */
+static size_t loop_helpers(thread_pool *pool, const cf__loop *loop)
+{
+    size_t n = loop->chunks - 1;
+    size_t workers = (size_t)pool->max_workers - (current_pool == pool);
+    size_t cpus = (size_t)cf__cpu_count() - 1;
+    if (n > workers)
+        n = workers;
+    return n < cpus ? n : cpus;
+}
+
+/* The helpers are tasks: a cancel takes back the ones that have not started
+ * (when the loop is over, they would find nothing to do), and the caller
+ * waits for the others, which are finishing their last chunk. A helper that
+ * cannot be made leaves more for the others and for the caller. */
+static int thread_pool_parallel_for(cf_executor *ex, cf__loop *loop)
+{
+    thread_pool *pool = (thread_pool *)ex;
+    if (atomic_load_explicit(&pool->inbox, memory_order_acquire) & INBOX_CLOSED)
+        return closed_code(pool);
+    cf_future *on_stack[LOOP_STACK_HELPERS];
+    cf_future **helpers = on_stack;
+    size_t want = loop_helpers(pool, loop);
+    if (want > LOOP_STACK_HELPERS && !(helpers = cf__malloc(want * sizeof *helpers))) {
+        helpers = on_stack;
+        want = LOOP_STACK_HELPERS;
+    }
+    size_t started = 0;
+    int rc = 0;
+    while (started < want) {
+        cf__call call = { .fn = loop_helper, .arg = loop };
+        if (!(helpers[started] = cf__submit_call(ex, &call))) {
+            rc = cf_last_error();
+            break;
+        }
+        started++;
+    }
+    if (started > 0 || (rc != CF_ESHUTDOWN && rc != CF_EBROKEN)) {
+        rc = 0;
+        cf__loop_work(loop);
+    }
+    for (size_t i = 0; i < started; i++) {
+        /* The loop lives in the caller's frame: no helper may outlast it,
+         * not even when the wait cannot block (CF_ESYSTEM). */
+        if (!cf_future_cancel(helpers[i]))
+            while (cf__future_wait_done(helpers[i], CF__NO_DEADLINE) != 0)
+                sched_yield();
+        cf_future_unref(helpers[i]);
+    }
+    if (helpers != on_stack)
+        cf__free(helpers);
+    return rc;
+}
+
 static const cf__executor_ops thread_pool_ops = {
     .name = "thread",
     .in_process = true,
@@ -598,6 +666,7 @@ static const cf__executor_ops thread_pool_ops = {
     .release = thread_pool_release,
     .destroy = thread_pool_destroy,
     .forget = thread_pool_forget,
+    .parallel_for = thread_pool_parallel_for,
 };
 
 /* ------------------------------------------------------------------------ */

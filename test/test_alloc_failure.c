@@ -306,6 +306,40 @@ static void run_maps(cf_executor *ex)
               &(cf_map_opts){.chunksize = 2, .arg_size = sizeof(int), .timeout = WAIT}, true);
 }
 
+static void fill_range(void *ctx, const cf_range *r)
+{
+    (void)ctx;
+    int *out = r->out;
+    for (size_t i = r->begin; i < r->end; i++)
+        out[i - r->begin] = (int)i;
+}
+
+static void raise_in_range(void *ctx, const cf_range *r)
+{
+    (void)ctx;
+    if (r->begin == 50)
+        cf_raise(42, "range %zu failed", r->begin);
+}
+
+/* A parallel loop: its helpers are tasks, and one that cannot be made
+ * leaves its chunks to the others, so the loop itself never fails for it. */
+static void run_loops(cf_executor *ex)
+{
+    enum { LOOP = 1000 };
+    static int out[LOOP];
+    memset(out, 0xff, sizeof out);
+    int rc = cf_parallel_for(ex, LOOP, fill_range, NULL,
+                             &(cf_parallel_opts){.grain = 10, .out = out, .out_size = sizeof *out});
+    if (STATUS_OK(rc))
+        for (int i = 0; i < LOOP; i++)
+            CHECK_EQ(out[i], i);
+    rc = cf_parallel_for(ex, LOOP, raise_in_range, NULL, &(cf_parallel_opts){.grain = 10});
+    CHECK_EQ(rc, CF_ETASK);
+    CHECK_EQ(cf_last_error(), 42);
+    CHECK(strcmp(cf_last_error_message(), "range 50 failed") == 0 ||
+          strcmp(cf_last_error_message(), cf_strerror(42)) == 0);
+}
+
 static void scenario(void)
 {
     cf_executor *ex = cf_thread_pool_new(&(cf_thread_pool_opts){.max_workers = 2});
@@ -360,6 +394,7 @@ static void scenario(void)
     }
 
     run_maps(ex);
+    run_loops(ex);
 
     cf_executor_free(ex); /* joins the workers: every callback has run */
     CHECK_EQ(atomic_load(&callbacks_run), callbacks_added);

@@ -230,6 +230,19 @@ typedef struct cf_process_pool_opts {
 CF_API cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts);
 CF_API cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts);
 
+/* Nested parallelism (thread pools). A task or done-callback running on a
+ * thread pool that waits for futures of that same pool (cf_future_result,
+ * cf_future_exception, cf_wait, cf_as_completed_next, cf_map_next,
+ * cf_map_next_batch, cf_parallel_for) runs the pool's queued tasks in its
+ * own thread while it waits, the newest first, as TBB does: a recursive
+ * divide-and-conquer that submits its halves and waits never deadlocks,
+ * even with max_workers = 1 (Python's ThreadPoolExecutor deadlocks), and
+ * its stack grows with the recursion's depth. Hence such a wait may return
+ * later than its timeout, by the rest of the task it was running when the
+ * timeout passed; and a task that waits while it holds a lock may run,
+ * in its thread, another task that takes the same lock. Waiting from any
+ * other thread, or for another executor's futures, only blocks. */
+
 /* Schedule fn(arg). Returns a new future (one reference, yours to release with
  * cf_future_unref), or NULL with cf_last_error(): CF_EINVAL (NULL ex or fn),
  * CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM, CF_ESYSTEM. Never blocks on running tasks. */

@@ -16,6 +16,7 @@ uint64_t cf__deadline(double timeout)
 int cf__event_init(cf__event *ev)
 {
     atomic_init(&ev->set, false);
+    ev->kicked = false;
     if (uv_mutex_init(&ev->mutex) != 0)
         return CF_ESYSTEM;
     if (uv_cond_init(&ev->cond) != 0) {

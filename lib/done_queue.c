@@ -66,9 +66,11 @@ void cf__done_queue_unwatch(cf__done_item *item, cf_future *f)
     item->watching = false;
 }
 
-int cf__done_queue_pop(cf__done_queue *q, uint64_t deadline, cf__done_item **item)
+int cf__done_queue_pop(cf__done_queue *q, uint64_t deadline, bool help, cf__done_item **item)
 {
     int rc = 0;
+    if (help) /* until the list is not empty, running queued tasks meanwhile */
+        (void)cf__help_until(&q->ready, deadline);
     uv_mutex_lock(&q->ready.mutex);
     while (!q->head) {
         if (!cf__cond_wait_until(&q->ready.cond, &q->ready.mutex, deadline)) {

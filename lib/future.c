@@ -454,7 +454,9 @@ int cf__future_wait_done(cf_future *f, uint64_t deadline)
         return 0;
     if (deadline != CF__NO_DEADLINE && uv_hrtime() >= deadline)
         return CF_ETIMEDOUT;
-    if (spin_until_done(f, deadline))
+    /* A task of f's own pool runs queued tasks instead (it spins there). */
+    bool help = cf__wait_helps(f);
+    if (!help && spin_until_done(f, deadline))
         return 0;
 
     cf__event ev;
@@ -463,7 +465,7 @@ int cf__future_wait_done(cf_future *f, uint64_t deadline)
         return rc;
     cf__listener l = { .notify = notify_event, .data = &ev };
     if (cf__future_listen(f, &l)) {
-        rc = cf__event_wait(&ev, deadline);
+        rc = help ? cf__help_until(&ev, deadline) : cf__event_wait(&ev, deadline);
         /* Also after it fired: this waits until the notifier let go of ev. */
         cf__future_unlisten(f, &l);
         if (rc == CF_ETIMEDOUT && cf__state_done(cf__future_state(f)))

@@ -59,6 +59,7 @@ typedef struct cf__event {
     uv_mutex_t mutex;
     uv_cond_t cond;
     atomic_bool set;
+    bool kicked; /* under the mutex: a thread pool wants the waiter (cf__help_until) */
 } cf__event;
 int cf__event_init(cf__event *ev); /* 0 or CF_ESYSTEM */
 void cf__event_destroy(cf__event *ev);
@@ -195,7 +196,9 @@ struct cf_future {
     /* Executor side: what to run, and the backend's links. */
     cf__call call;
     cf_future *queue_next;     /* intrusive queue link, backend-owned */
-    uint64_t backend_id;       /* backend-owned (process pool: task id) */
+    cf_future *queue_prev;     /* thread pool: the FIFO is linked both ways */
+    uint64_t backend_id;       /* backend-owned (process pool: task id; thread
+                                  pool: the pool, see cf__wait_helps) */
 };
 
 /* A new pending future with `refs` references (the caller's, plus the
@@ -230,6 +233,27 @@ static inline bool cf__state_done(cf__state s)
 }
 
 /* ------------------------------------------------------------------------ */
+/* thread_pool.c: nested waits (API.md "Nested parallelism")                 */
+/* ------------------------------------------------------------------------ */
+
+/* The thread pool whose worker this thread is, or NULL. */
+extern _Thread_local cf_executor *cf__worker_pool __attribute__((tls_model("initial-exec")));
+
+/* Whether this thread, waiting for f, should run queued tasks meanwhile: it
+ * is a worker of the thread pool f was submitted to. (Only the thread pool
+ * spins with CF__SPIN_PAUSE, and it stores itself in backend_id.) */
+static inline bool cf__wait_helps(const cf_future *f)
+{
+    cf_executor *pool = cf__worker_pool;
+    return pool && f->spin_wait == CF__SPIN_PAUSE && f->backend_id == (uintptr_t)pool;
+}
+
+/* In a worker of a thread pool: run the pool's queued tasks, newest first,
+ * until ev is set or the deadline passes (a task already started runs to
+ * its end); then 0 if ev is set, else CF_ETIMEDOUT, as cf__event_wait. */
+int cf__help_until(cf__event *ev, uint64_t deadline);
+
+/* ------------------------------------------------------------------------ */
 /* done_queue.c: futures in completion order (as_completed, unordered map)   */
 /* ------------------------------------------------------------------------ */
 
@@ -259,8 +283,10 @@ void cf__done_queue_watch(cf__done_queue *q, cf__done_item *item, cf_future *f);
  * no longer touches the item on f's behalf. */
 void cf__done_queue_unwatch(cf__done_item *item, cf_future *f);
 /* The oldest appended item, waiting until the deadline: 0 and *item, or
- * CF_ETIMEDOUT and NULL. Only call it while an item is still to come. */
-int cf__done_queue_pop(cf__done_queue *q, uint64_t deadline, cf__done_item **item);
+ * CF_ETIMEDOUT and NULL. Only call it while an item is still to come.
+ * help: this thread is a worker of a thread pool the watched futures belong
+ * to, and runs its queued tasks while it waits (cf__help_until). */
+int cf__done_queue_pop(cf__done_queue *q, uint64_t deadline, bool help, cf__done_item **item);
 /* Forget every appended item (unwatch the futures first). */
 void cf__done_queue_clear(cf__done_queue *q);
 

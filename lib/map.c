@@ -391,7 +391,9 @@ static int next_slot(cf_map_iter *it, map_slot **slot)
     } else {
         cf__done_item *item = NULL;
         if (it->head) { /* something in flight: it will come */
-            int rc = cf__done_queue_pop(&it->ready, it->deadline, &item);
+            /* From a task of the map's own pool: help while waiting. */
+            bool help = cf__worker_pool == it->ex;
+            int rc = cf__done_queue_pop(&it->ready, it->deadline, help, &item);
             if (rc != 0)
                 return rc;
         }

@@ -34,6 +34,15 @@
  * Threads start lazily, as in Python's _adjust_thread_count: a submit starts
  * one only if no worker is idle and fewer than max_workers run.
  *
+ * Nested waits (API.md "Nested parallelism"): a task that waits for a
+ * future of its own pool runs the pool's queued tasks meanwhile, newest
+ * first (the inbox's head, else the FIFO's tail: the FIFO is linked both
+ * ways), so a recursion that waits for its halves needs no free worker and
+ * its stack grows with the recursion's depth. With nothing left to run, it
+ * parks on the event of what it waits for, listed in `parked`; a submit
+ * that finds no polling or sleeping worker kicks one of them (the same
+ * seq_cst pairing as for `sleepers`, on `helpers_parked`).
+ *
  * Never is a pool lock held while user code runs or a future completes.
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
@@ -48,6 +57,8 @@
 #define THREAD_NAME_MAX 15 /* Linux: 16 bytes with the NUL */
 #define SPIN_NS 30000u     /* how long an idle worker polls before parking */
 #define INBOX_CLOSED ((uintptr_t)1) /* low bit of inbox: no more pushes */
+#define HELP_PAUSE_NS 2000u /* a waiting task with nothing to run busy-waits... */
+#define HELP_SPIN_NS 50000u /* ...then yields the CPU until this much has passed */
 
 typedef struct thread_pool {
     /* Read-mostly: polled by idle workers. */
@@ -83,19 +94,36 @@ typedef struct thread_pool {
 
     alignas(64) atomic_int sleepers; /* workers parked (or about to) on wake */
     atomic_int spinning;             /* workers polling the queue (usually 0 or 1) */
+    atomic_int helpers_parked;       /* waiting tasks parked in `parked` */
     uv_sem_t wake;
+    uv_mutex_t helper_lock;          /* guards `parked` */
+    struct parked_helper *parked;
 
     alignas(64) atomic_int idle; /* workers looking for work, not claimed by a submit */
 
     alignas(64) atomic_bool pop_lock; /* a spin lock, workers only: held for a few loads */
     _Atomic(cf_future *) fifo;        /* FIFO, changed under pop_lock */
+    cf_future *fifo_tail;             /* under pop_lock */
 } thread_pool;
+
+/* A task waiting for `ev` with nothing to run, in pool->parked. */
+typedef struct parked_helper {
+    struct parked_helper *prev, *next;
+    cf__event *ev;
+    bool listed; /* under helper_lock */
+} parked_helper;
 
 static const cf__executor_ops thread_pool_ops;
 
 /* The pool whose worker this thread is (NULL elsewhere): shutdown(wait) from
- * one of the pool's own tasks must not join the thread it runs on. */
-static _Thread_local thread_pool *current_pool;
+ * one of the pool's own tasks must not join the thread it runs on, and its
+ * waits help (cf__wait_helps). */
+_Thread_local cf_executor *cf__worker_pool __attribute__((tls_model("initial-exec")));
+
+static bool is_worker_of(const thread_pool *pool)
+{
+    return cf__worker_pool == &pool->base;
+}
 
 static const char broken_message[] =
     "A thread initializer failed, the thread pool is not usable anymore";
@@ -151,22 +179,28 @@ static bool queue_nonempty(thread_pool *pool, memory_order order)
            (atomic_load_explicit(&pool->inbox, order) & ~INBOX_CLOSED) != 0;
 }
 
-/* Take the inbox (keeping its closed bit) and return it in submission order. */
-static cf_future *inbox_take_fifo(thread_pool *pool)
+/* Take the inbox (keeping its closed bit) and return it in submission order,
+ * linked both ways; *tail gets the newest. */
+static cf_future *inbox_take_fifo(thread_pool *pool, cf_future **tail)
 {
     uintptr_t head = atomic_load_explicit(&pool->inbox, memory_order_relaxed);
     while ((head & ~INBOX_CLOSED) != 0 &&
            !atomic_compare_exchange_weak_explicit(&pool->inbox, &head, head & INBOX_CLOSED,
                                                   memory_order_acquire, memory_order_relaxed))
         ;
-    cf_future *list = (cf_future *)(head & ~INBOX_CLOSED);
+    cf_future *list = (cf_future *)(head & ~INBOX_CLOSED); /* newest first */
     cf_future *fifo = NULL;
+    *tail = list;
     while (list) {
         cf_future *next = list->queue_next;
         list->queue_next = fifo;
+        if (fifo)
+            fifo->queue_prev = list;
         fifo = list;
         list = next;
     }
+    if (fifo)
+        fifo->queue_prev = NULL;
     return fifo;
 }
 
@@ -178,12 +212,56 @@ static cf_future *queue_pop(thread_pool *pool)
     pop_lock(pool);
     cf_future *f = atomic_load_explicit(&pool->fifo, memory_order_relaxed);
     if (!f)
-        f = inbox_take_fifo(pool);
-    if (f)
-        atomic_store_explicit(&pool->fifo, f->queue_next, memory_order_relaxed);
+        f = inbox_take_fifo(pool, &pool->fifo_tail);
+    if (f) {
+        cf_future *next = f->queue_next;
+        atomic_store_explicit(&pool->fifo, next, memory_order_relaxed);
+        if (next)
+            next->queue_prev = NULL;
+        else
+            pool->fifo_tail = NULL;
+    }
     pop_unlock(pool);
     if (f)
         f->queue_next = NULL;
+    return f;
+}
+
+/* The inbox's head (its newest), under pop_lock, or NULL. Submitters only
+ * push, and only pop_lock's holder removes (grow()'s take-back runs where
+ * no worker exists), so the head seen stays in place until the CAS. */
+static cf_future *inbox_pop_newest(thread_pool *pool)
+{
+    uintptr_t head = atomic_load_explicit(&pool->inbox, memory_order_acquire);
+    for (;;) {
+        cf_future *f = (cf_future *)(head & ~INBOX_CLOSED);
+        if (!f)
+            return NULL;
+        uintptr_t rest = (uintptr_t)f->queue_next | (head & INBOX_CLOSED);
+        if (atomic_compare_exchange_weak_explicit(&pool->inbox, &head, rest,
+                                                  memory_order_acquire, memory_order_acquire))
+            return f;
+    }
+}
+
+/* The newest queued future, or NULL: what a waiting task helps with. The
+ * inbox holds the newest; the FIFO's items are all older, its tail newest. */
+static cf_future *queue_pop_newest(thread_pool *pool)
+{
+    if (!queue_nonempty(pool, memory_order_acquire))
+        return NULL;
+    pop_lock(pool);
+    cf_future *f = inbox_pop_newest(pool);
+    if (!f && (f = pool->fifo_tail) != NULL) {
+        pool->fifo_tail = f->queue_prev;
+        if (f->queue_prev)
+            f->queue_prev->queue_next = NULL;
+        else
+            atomic_store_explicit(&pool->fifo, NULL, memory_order_relaxed);
+    }
+    pop_unlock(pool);
+    if (f)
+        f->queue_next = f->queue_prev = NULL;
     return f;
 }
 
@@ -193,7 +271,9 @@ static cf_future *queue_take_all(thread_pool *pool)
     pop_lock(pool);
     cf_future *head = atomic_load_explicit(&pool->fifo, memory_order_relaxed);
     atomic_store_explicit(&pool->fifo, NULL, memory_order_relaxed);
-    cf_future *rest = inbox_take_fifo(pool);
+    pool->fifo_tail = NULL;
+    cf_future *rest_tail;
+    cf_future *rest = inbox_take_fifo(pool, &rest_tail);
     pop_unlock(pool);
     if (!head)
         return rest;
@@ -219,13 +299,19 @@ static bool take_one(atomic_int *counter)
     return false;
 }
 
-/* After a push: wake a parked worker unless one is polling the queue. */
+static void kick_helper(thread_pool *pool);
+
+/* After a push: wake a parked worker unless one is polling the queue; with
+ * none parked, a waiting task parked with nothing to run. */
 static void wake_one(thread_pool *pool)
 {
-    if (atomic_load_explicit(&pool->spinning, memory_order_seq_cst) == 0 &&
-        atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
+    if (atomic_load_explicit(&pool->spinning, memory_order_seq_cst) != 0)
+        return;
+    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
         take_one(&pool->sleepers))
         uv_sem_post(&pool->wake);
+    else if (atomic_load_explicit(&pool->helpers_parked, memory_order_seq_cst) > 0)
+        kick_helper(pool);
 }
 
 static void wake_all(thread_pool *pool)
@@ -299,7 +385,8 @@ typedef enum worker_idle {
  * by whoever saw that future complete finds it idle, and reuses it. */
 static void become_idle(thread_pool *pool, worker_idle *state)
 {
-    if (*state == WORKER_BUSY && !atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
+    if (state && *state == WORKER_BUSY &&
+        !atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&pool->idle, 1, memory_order_seq_cst);
         *state = WORKER_IDLE;
     }
@@ -327,6 +414,8 @@ static void drop_future(cf_future *f)
     cf_future_unref(f);
 }
 
+/* Run a future taken off the queue. idle_state: the worker's, or NULL for a
+ * waiting task that helps (it stays busy). */
 static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
 {
     if (cf_future_set_running_or_notify_cancel(f)) {
@@ -413,16 +502,116 @@ static void worker_loop(thread_pool *pool)
 static void worker_main(void *arg)
 {
     thread_pool *pool = arg;
-    current_pool = pool;
+    cf__worker_pool = &pool->base;
     set_thread_name(pool);
     worker_loop(pool);
-    current_pool = NULL;
+    cf__worker_pool = NULL;
     /* The last access to the pool: after it, a joiner may free it. The
      * thread that orphaned the pool stored `orphaned` before its own
      * decrement, so whoever ends last sees it. */
     if (atomic_fetch_sub_explicit(&pool->live, 1, memory_order_seq_cst) == 1 &&
         atomic_load_explicit(&pool->orphaned, memory_order_seq_cst))
         cf__executor_unhold(&pool->base); /* the user's hold, left to us */
+}
+
+/* ------------------------------------------------------------------------ */
+/* Nested waits: a task waiting for a future of its own pool helps           */
+/* ------------------------------------------------------------------------ */
+
+/* Poll for a while: true once ev is set or work is queued. As a future's
+ * waiter does, busy-wait briefly, then yield. */
+static bool spin_for_help(thread_pool *pool, cf__event *ev, uint64_t deadline)
+{
+    if (!pool->spin)
+        return false;
+    uint64_t start = uv_hrtime();
+    for (;;) {
+        for (int i = 0; i < 32; i++) {
+            if (atomic_load_explicit(&ev->set, memory_order_acquire) ||
+                queue_nonempty(pool, memory_order_relaxed))
+                return true;
+            cf__cpu_relax();
+        }
+        uint64_t now = uv_hrtime();
+        if (now >= deadline || now - start >= HELP_SPIN_NS)
+            return false;
+        if (now - start >= HELP_PAUSE_NS)
+            sched_yield();
+    }
+}
+
+static void unlist_locked(thread_pool *pool, parked_helper *h)
+{
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        pool->parked = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->listed = false;
+    atomic_fetch_sub_explicit(&pool->helpers_parked, 1, memory_order_seq_cst);
+}
+
+/* Block until ev is set, a submit kicks us, or the deadline. Listed before
+ * the queue is checked (seq_cst both sides): a push either sees us in
+ * helpers_parked or is seen here. */
+static void park_helper(thread_pool *pool, cf__event *ev, uint64_t deadline)
+{
+    parked_helper h = { .ev = ev, .listed = true };
+    uv_mutex_lock(&pool->helper_lock);
+    h.next = pool->parked;
+    if (h.next)
+        h.next->prev = &h;
+    pool->parked = &h;
+    atomic_fetch_add_explicit(&pool->helpers_parked, 1, memory_order_seq_cst);
+    uv_mutex_unlock(&pool->helper_lock);
+
+    uv_mutex_lock(&ev->mutex);
+    if (!queue_nonempty(pool, memory_order_seq_cst))
+        while (!atomic_load_explicit(&ev->set, memory_order_relaxed) && !ev->kicked &&
+               cf__cond_wait_until(&ev->cond, &ev->mutex, deadline))
+            ;
+    ev->kicked = false;
+    uv_mutex_unlock(&ev->mutex);
+
+    uv_mutex_lock(&pool->helper_lock); /* after this, no kick touches ev */
+    if (h.listed)
+        unlist_locked(pool, &h);
+    uv_mutex_unlock(&pool->helper_lock);
+}
+
+/* Work was queued and no worker is free: wake a parked waiting task. */
+static void kick_helper(thread_pool *pool)
+{
+    uv_mutex_lock(&pool->helper_lock);
+    parked_helper *h = pool->parked;
+    if (h) {
+        unlist_locked(pool, h);
+        uv_mutex_lock(&h->ev->mutex);
+        h->ev->kicked = true;
+        uv_cond_signal(&h->ev->cond);
+        uv_mutex_unlock(&h->ev->mutex);
+    }
+    uv_mutex_unlock(&pool->helper_lock);
+}
+
+int cf__help_until(cf__event *ev, uint64_t deadline)
+{
+    thread_pool *pool = (thread_pool *)cf__worker_pool;
+    for (;;) {
+        if (atomic_load_explicit(&ev->set, memory_order_acquire))
+            return 0;
+        if (deadline != CF__NO_DEADLINE && uv_hrtime() >= deadline)
+            return CF_ETIMEDOUT;
+        cf_future *f = queue_pop_newest(pool);
+        if (f) {
+            if (queue_nonempty(pool, memory_order_seq_cst))
+                wake_one(pool); /* as a worker does: pass the wake-up on */
+            run_future(pool, f, NULL);
+        } else if (!spin_for_help(pool, ev, deadline)) {
+            park_helper(pool, ev, deadline);
+        }
+    }
 }
 
 /* Start one more worker; called with submit_lock held. */
@@ -483,6 +672,7 @@ static int thread_pool_submit(cf_executor *ex, cf_future *f)
 {
     thread_pool *pool = (thread_pool *)ex;
     f->spin_wait = CF__SPIN_PAUSE;
+    f->backend_id = (uintptr_t)pool; /* whose waits help with it (cf__wait_helps) */
     if (atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
         if (!inbox_push(pool, f))
             return closed_code(pool);
@@ -532,7 +722,7 @@ static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
     atomic_store_explicit(&pool->stopping, true, memory_order_seq_cst);
     wake_all(pool);
 
-    if (wait && current_pool != pool) {
+    if (wait && !is_worker_of(pool)) {
         uv_mutex_lock(&pool->join_lock);
         for (; pool->joined < nthreads; pool->joined++)
             uv_thread_join(&pool->threads[pool->joined]);
@@ -546,6 +736,7 @@ static void thread_pool_destroy(cf_executor *ex)
     thread_pool *pool = (thread_pool *)ex;
     uv_mutex_destroy(&pool->submit_lock);
     uv_mutex_destroy(&pool->join_lock);
+    uv_mutex_destroy(&pool->helper_lock);
     uv_sem_destroy(&pool->wake);
     cf__free(pool->threads);
     cf__free(pool->name_prefix);
@@ -571,7 +762,7 @@ static void orphan(thread_pool *pool)
 static bool thread_pool_release(cf_executor *ex)
 {
     thread_pool *pool = (thread_pool *)ex;
-    if (current_pool == pool) {
+    if (is_worker_of(pool)) {
         orphan(pool);
         return false;
     }
@@ -607,7 +798,7 @@ static void *loop_helper(void *loop)
 static size_t loop_helpers(thread_pool *pool, const cf__loop *loop)
 {
     size_t n = loop->chunks - 1;
-    size_t workers = (size_t)pool->max_workers - (current_pool == pool);
+    size_t workers = (size_t)pool->max_workers - is_worker_of(pool);
     size_t cpus = (size_t)cf__cpu_count() - 1;
     if (n > workers)
         n = workers;
@@ -716,10 +907,14 @@ cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
         goto fail_prefix;
     if (uv_mutex_init(&pool->join_lock) != 0)
         goto fail_submit_lock;
-    if (uv_sem_init(&pool->wake, 0) != 0)
+    if (uv_mutex_init(&pool->helper_lock) != 0)
         goto fail_join_lock;
+    if (uv_sem_init(&pool->wake, 0) != 0)
+        goto fail_helper_lock;
     return &pool->base;
 
+fail_helper_lock:
+    uv_mutex_destroy(&pool->helper_lock);
 fail_join_lock:
     uv_mutex_destroy(&pool->join_lock);
 fail_submit_lock:

@@ -5,6 +5,18 @@
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
+/* Whether this thread should run queued tasks while it waits for fs: it is
+ * a worker of a thread pool that one of them was submitted to. */
+static bool helps(cf_future *const *fs, size_t n)
+{
+    if (!cf__worker_pool)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (cf__wait_helps(fs[i]))
+            return true;
+    return false;
+}
+
 static bool future_failed(cf_future *f)
 {
     /* status is written before the state becomes FINISHED, and never again. */
@@ -94,7 +106,11 @@ static int wait_blocking(cf_future **fs, size_t n, uint64_t deadline, cf_return_
         if (!slots[i].listening)
             waiter_count(&w, fs[i]);
     }
-    (void)cf__event_wait(&w.satisfied, deadline); /* the caller counts what is done */
+    /* The caller counts what is done. */
+    if (helps(fs, n))
+        (void)cf__help_until(&w.satisfied, deadline);
+    else
+        (void)cf__event_wait(&w.satisfied, deadline);
 
     /* After this no notify can touch w: unlisten takes each future's lock. */
     for (size_t i = 0; i < n; i++)
@@ -258,7 +274,9 @@ int cf_as_completed_next(cf_as_completed *it, cf_future **f)
     if (it->yielded == it->n)
         return 0; /* all yielded */
     cf__done_item *item;
-    int rc = cf__done_queue_pop(&it->done, it->deadline, &item);
+    bool help = !atomic_load_explicit(&it->done.ready.set, memory_order_acquire) &&
+                helps(it->fs, it->n);
+    int rc = cf__done_queue_pop(&it->done, it->deadline, help, &item);
     if (rc != 0)
         return rc;
     it->yielded++;

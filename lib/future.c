@@ -180,14 +180,16 @@ static void notify_listeners_locked(cf_future *f)
 
 /* The callbacks taken off a future that just completed. */
 typedef struct callback_list {
-    cf__callback first;
+    cf_done_fn first_fn;
+    void *first_userdata;
     cf__callback *rest;
 } callback_list;
 
 static callback_list detach_callbacks_locked(cf_future *f)
 {
-    callback_list list = { f->first_callback, f->callbacks };
-    memset(&f->first_callback, 0, sizeof f->first_callback);
+    callback_list list = { f->first_fn, f->first_userdata, f->callbacks };
+    f->first_fn = NULL;
+    f->first_userdata = NULL;
     f->callbacks = NULL;
     return list;
 }
@@ -196,10 +198,10 @@ static callback_list detach_callbacks_locked(cf_future *f)
  * a callback drops the last one its owner had. */
 static void run_callbacks(cf_future *f, callback_list list)
 {
-    if (!list.first.fn)
+    if (!list.first_fn)
         return;
     cf_future_ref(f);
-    list.first.fn(f, list.first.userdata);
+    list.first_fn(f, list.first_userdata);
     cf__callback *cb = list.rest;
     while (cb) {
         cf__callback *next = cb->next;
@@ -220,9 +222,9 @@ int cf_future_add_done_callback(cf_future *f, cf_done_fn cb, void *userdata)
         cb(f, userdata);
         return 0;
     }
-    if (!f->first_callback.fn) {
-        f->first_callback.fn = cb;
-        f->first_callback.userdata = userdata;
+    if (!f->first_fn) {
+        f->first_fn = cb;
+        f->first_userdata = userdata;
     } else {
         cf__callback *node = cf__malloc(sizeof *node);
         if (!node) {

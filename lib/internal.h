@@ -90,14 +90,14 @@ void cf__outcome_clear(cf__outcome *out);
  * makes no allocation beyond the future (and the copied bytes, if any). */
 typedef struct cf__call {
     cf_fn fn;
-    void *arg;        /* a value, or (arg_size > 0) points at arg_size owned bytes */
-    size_t arg_size;  /* 0: arg is a value */
+    void *arg;        /* one call: a value, or (arg_size > 0) arg_size owned bytes.
+                         A chunk: the owned block items or item_bytes point into,
+                         or NULL when items is the caller's own array (executors
+                         whose tasks run in this process) */
+    size_t arg_size;  /* 0: arg (or each item) is a value */
     size_t count;     /* 0: one call fn(arg). > 0: a map chunk of `count` items */
-    void *const *items; /* chunk: count values (owned unless items_borrowed), or
-                           (arg_size > 0) NULL and... */
-    unsigned char *item_bytes; /* ...count * arg_size owned bytes */
-    bool items_borrowed; /* items points into the caller's array (executors whose
-                            tasks run in this process only): not freed */
+    void *const *items; /* chunk: count values, or (arg_size > 0) NULL and... */
+    unsigned char *item_bytes; /* ...count * arg_size bytes */
 } cf__call;
 
 /* Call fn(ctx, r) with cf_raise bound to `out` (a cf_return_copy made there
@@ -105,7 +105,7 @@ typedef struct cf__call {
  * out->message set. */
 int cf__run_range(cf_range_fn fn, void *ctx, const cf_range *r, cf__outcome *out);
 
-/* Free what a call owns (the copied argument bytes, the chunk's arrays). */
+/* Free what a call owns (the copied argument bytes, the chunk's block). */
 void cf__call_clear(cf__call *call);
 
 /* The result of a map chunk: items run in order until one fails. */
@@ -189,8 +189,9 @@ struct cf_future {
     void (*owned_free)(void *);
     size_t result_size;        /* cf_future_result_size */
     cf_exception *exception;   /* when status != 0 */
-    cf__callback first_callback; /* inline: most futures have at most one */
-    cf__callback *callbacks;   /* the rest, in order (first_callback.fn set first) */
+    cf_done_fn first_fn;       /* inline: most futures have at most one callback */
+    void *first_userdata;
+    cf__callback *callbacks;   /* the rest, in order (first_fn set first) */
     cf__listener *listeners;   /* doubly linked, unordered */
 
     /* Executor side: what to run, and the backend's links. */

@@ -181,8 +181,7 @@ static int make_array_chunk(cf_map_iter *it, cf__call *call, size_t cap)
     it->next_arg += cap;
     call->count = cap;
     if (borrows(it)) {
-        call->items = args;
-        call->items_borrowed = true;
+        call->items = args; /* arg stays NULL: nothing to free */
         return 1;
     }
     size_t size = it->arg_size ? it->arg_size : sizeof *args;
@@ -191,6 +190,7 @@ static int make_array_chunk(cf_map_iter *it, cf__call *call, size_t cap)
     unsigned char *copy = cf__malloc(cap * size); /* every byte is written */
     if (!copy)
         return CF_ENOMEM;
+    call->arg = copy; /* the call owns it */
     if (it->arg_size == 0) {
         memcpy(copy, args, cap * sizeof *args);
         call->items = (void **)copy;
@@ -232,6 +232,7 @@ static int make_source_chunk(cf_map_iter *it, cf__call *call, size_t cap)
         return 0;
     }
     call->count = k;
+    call->arg = copy; /* the call owns it */
     if (it->arg_size == 0) {
         call->items = values;
     } else {

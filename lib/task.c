@@ -117,11 +117,8 @@ void cf__outcome_clear(cf__outcome *out)
 
 void cf__call_clear(cf__call *call)
 {
-    if (call->count == 0 && call->arg_size > 0)
+    if (call->count > 0 || call->arg_size > 0) /* owned bytes, or a chunk's block */
         cf__free(call->arg);
-    if (!call->items_borrowed)
-        cf__free((void *)call->items);
-    cf__free(call->item_bytes);
     memset(call, 0, sizeof *call);
 }
 

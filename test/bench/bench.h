@@ -18,6 +18,7 @@ typedef enum bench_workload {
     BENCH_CPU_SPEEDUP,
     BENCH_MAP_CHUNKED,
     BENCH_SLEEP_CONCURRENCY,
+    BENCH_NESTED_FIB, /* cfutures only (TBB's task_group comes with the peers) */
     BENCH_WORKLOAD_COUNT
 } bench_workload;
 
@@ -25,6 +26,9 @@ const char *bench_workload_name(bench_workload w);
 const char *bench_workload_unit(bench_workload w);
 /* true when a bigger figure is better (tasks/s, x), false for times. */
 bool bench_workload_higher_is_better(bench_workload w);
+/* The same for any figure's name: a workload's, or one of the extra figures
+ * (map_chunked_per_item, nested_fib_speedup, map_chunked_memory ...). */
+bool bench_figure_higher_is_better(const char *name);
 
 /* Sizes of the workloads (the full set, or the smaller --quick one). */
 typedef struct bench_params {
@@ -38,6 +42,8 @@ typedef struct bench_params {
     size_t sleep_tasks;       /* 100 */
     int sleep_ms;             /* 10 */
     int sleep_workers;        /* 10 */
+    int fib_n;                /* 25 */
+    int fib_cutoff;           /* 12: below it, fib runs serially */
     int repeat;               /* runs per figure (median) */
     bool quick;
 } bench_params;

@@ -20,11 +20,21 @@ static const struct {
     [BENCH_CPU_SPEEDUP] = {"cpu_speedup", "x", true},
     [BENCH_MAP_CHUNKED] = {"map_chunked", "items/s", true},
     [BENCH_SLEEP_CONCURRENCY] = {"sleep_concurrency", "ms", false},
+    [BENCH_NESTED_FIB] = {"nested_fib", "items/s", true},
 };
 
 const char *bench_workload_name(bench_workload w) { return workloads[w].name; }
 const char *bench_workload_unit(bench_workload w) { return workloads[w].unit; }
 bool bench_workload_higher_is_better(bench_workload w) { return workloads[w].higher_is_better; }
+
+bool bench_figure_higher_is_better(const char *name)
+{
+    for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++)
+        if (strcmp(name, workloads[w].name) == 0)
+            return workloads[w].higher_is_better;
+    /* Rates and speedups are better bigger; memory and times smaller. */
+    return strcmp(name, "map_chunked_per_item") == 0 || strcmp(name, "nested_fib_speedup") == 0;
+}
 
 void bench_params_init(bench_params *p, bool quick, int repeat)
 {
@@ -39,6 +49,8 @@ void bench_params_init(bench_params *p, bool quick, int repeat)
         .sleep_tasks = 100,
         .sleep_ms = 10,
         .sleep_workers = 10,
+        .fib_n = 25,
+        .fib_cutoff = 12,
         .repeat = repeat > 0 ? repeat : 5,
         .quick = quick,
     };

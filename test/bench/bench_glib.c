@@ -203,6 +203,7 @@ static double run_once(bench_workload w, const bench_params *p)
         free(jobs);
         break;
     }
+    case BENCH_NESTED_FIB: /* cfutures only */
     case BENCH_WORKLOAD_COUNT:
         break;
     }

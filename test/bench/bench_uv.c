@@ -187,6 +187,7 @@ static double run_once(uv_loop_t *loop, bench_workload w, const bench_params *p)
         free(reqs);
         break;
     }
+    case BENCH_NESTED_FIB: /* cfutures only */
     case BENCH_WORKLOAD_COUNT:
         break;
     }

@@ -86,6 +86,8 @@ void cf__run_call(cf_fn fn, void *arg, cf__outcome *out);
 /* Free what an outcome owns (copy, message), leaving it zeroed. */
 void cf__outcome_clear(cf__outcome *out);
 
+typedef struct cf__chunk_result cf__chunk_result;
+
 /* What a future asks an executor to run. Embedded in the future: a submit
  * makes no allocation beyond the future (and the copied bytes, if any). */
 typedef struct cf__call {
@@ -97,7 +99,12 @@ typedef struct cf__call {
     size_t arg_size;  /* 0: arg (or each item) is a value */
     size_t count;     /* 0: one call fn(arg). > 0: a map chunk of `count` items */
     void *const *items; /* chunk: count values, or (arg_size > 0) NULL and... */
-    unsigned char *item_bytes; /* ...count * arg_size bytes */
+    union {
+        unsigned char *item_bytes; /* ...count * arg_size bytes */
+        /* A chunk of values (arg_size 0): where its results go, one reference
+         * to a header of its map's cf__chunk_block; NULL: a block of its own. */
+        cf__chunk_result *into;
+    };
 } cf__call;
 
 /* Call fn(ctx, r) with cf_raise bound to `out` (a cf_return_copy made there
@@ -108,8 +115,10 @@ int cf__run_range(cf_range_fn fn, void *ctx, const cf_range *r, cf__outcome *out
 /* Free what a call owns (the copied argument bytes, the chunk's block). */
 void cf__call_clear(cf__call *call);
 
+typedef struct cf__chunk_block cf__chunk_block;
+
 /* The result of a map chunk: items run in order until one fails. */
-typedef struct cf__chunk_result {
+struct cf__chunk_result {
     size_t capacity;     /* items the chunk has room for */
     size_t count;        /* items that returned (the whole chunk, or up to the failure) */
     void **values;       /* count results; a copy result points at its bytes */
@@ -119,14 +128,37 @@ typedef struct cf__chunk_result {
     cf_exception fail;   /* its exception when fail_status != 0; .message points at
                             fail_message, or at a static string when that is NULL */
     char *fail_message;  /* owned, or NULL */
-} cf__chunk_result;
+    cf__chunk_block *block; /* NULL: values are allocated with it; else it is a
+                               header of this shared block (and values too) */
+};
 
-/* Run a chunk call (call->count > 0) in this thread. NULL when out of memory. */
-cf__chunk_result *cf__run_chunk(const cf__call *call);
+/* A map's chunk results in one allocation (thread pools, buffersize 0): a
+ * header per chunk, then the values of every chunk. One block instead of a
+ * few kilobytes per chunk keeps malloc from trimming and refaulting its heap
+ * as chunks come and go. The map holds a reference and each chunk's call
+ * another, which goes with the chunk's result; the last one frees it. */
+struct cf__chunk_block {
+    atomic_size_t refs;
+    size_t chunks;
+    cf__chunk_result *results; /* `chunks` headers, zeroed but for values,
+                                  capacity and block */
+};
+/* For n items in chunks of chunksize (> 0), one reference; NULL when out of
+ * memory or too big. */
+cf__chunk_block *cf__chunk_block_new(size_t n, size_t chunksize);
+/* Chunk k's header, with one more reference (for its call). */
+cf__chunk_result *cf__chunk_block_take(cf__chunk_block *b, size_t k);
+void cf__chunk_block_unref(cf__chunk_block *b); /* NULL-safe */
+
+/* Run a chunk call (call->count > 0) in this thread; the call's `into`
+ * reference, if any, goes with the result. NULL when out of memory. */
+cf__chunk_result *cf__run_chunk(cf__call *call);
 /* Zeroed but for values, which is allocated with it (one block) and written
  * up to count. NULL when out of memory. */
 cf__chunk_result *cf__chunk_result_new(size_t capacity);
-void cf__chunk_result_free(void *chunk);                 /* a cf__chunk_result */
+/* Free a cf__chunk_result (or, for a header of a block, what it owns and
+ * its reference to the block). */
+void cf__chunk_result_free(void *chunk);
 /* Record that item `count` failed; takes `message` (may be NULL: cf_strerror(code)). */
 void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
                            int signal, int exit_status);

@@ -33,6 +33,7 @@ struct cf_map_iter {
     size_t arg_size;
     bool unordered;
     bool in_process; /* the executor's tasks run in this process */
+    cf__chunk_block *results; /* the chunks' results, or NULL: one block each */
     uint64_t deadline;
 
     /* Where the arguments come from: an array, or a source. */
@@ -177,11 +178,14 @@ static int make_one_call(cf_map_iter *it, cf__call *call)
  * is (in process) or from a copy (the bytes will cross to another process). */
 static int make_array_chunk(cf_map_iter *it, cf__call *call, size_t cap)
 {
-    void *const *args = it->args + it->next_arg;
+    size_t first = it->next_arg;
+    void *const *args = it->args + first;
     it->next_arg += cap;
     call->count = cap;
     if (borrows(it)) {
         call->items = args; /* arg stays NULL: nothing to free */
+        if (it->results)
+            call->into = cf__chunk_block_take(it->results, first / it->chunksize);
         return 1;
     }
     size_t size = it->arg_size ? it->arg_size : sizeof *args;
@@ -306,6 +310,10 @@ static cf_map_iter *map_start(cf_map_iter *it, const cf_map_opts *opts)
         cf__free(it);
         return cf__fail(CF_ESYSTEM);
     }
+    /* Everything is submitted now: the results may as well share a block
+     * (without one, each chunk allocates its own). */
+    if (borrows(it) && it->chunksize > 1 && it->buffersize == 0 && it->n > 0)
+        it->results = cf__chunk_block_new(it->n, it->chunksize);
 
     /* Python submits everything now (or buffersize tasks); so do we. */
     for (size_t i = 0; !it->buffersize || i < it->buffersize; i++) {
@@ -535,6 +543,7 @@ void cf_map_free(cf_map_iter *it)
     cancel_rest(it);
     cf_future_unref(it->cur);
     cf_future_unref(it->failed);
+    cf__chunk_block_unref(it->results); /* the chunks still running hold their own */
     map_slot *s = it->free_slots;
     while (s) {
         map_slot *next = s->next;

@@ -119,6 +119,8 @@ void cf__call_clear(cf__call *call)
 {
     if (call->count > 0 || call->arg_size > 0) /* owned bytes, or a chunk's block */
         cf__free(call->arg);
+    if (call->count > 0 && call->arg_size == 0 && call->into) /* it never ran */
+        cf__chunk_result_free(call->into);
     memset(call, 0, sizeof *call);
 }
 
@@ -137,6 +139,42 @@ cf__chunk_result *cf__chunk_result_new(size_t capacity)
     return chunk;
 }
 
+cf__chunk_block *cf__chunk_block_new(size_t n, size_t chunksize)
+{
+    size_t chunks = n / chunksize + (n % chunksize != 0);
+    size_t headers = sizeof(cf__chunk_block) + chunks * sizeof(cf__chunk_result);
+    if (chunks > SIZE_MAX / 2 / sizeof(cf__chunk_result) || n > (SIZE_MAX / 2) / sizeof(void *))
+        return NULL;
+    /* The values are not zeroed: a chunk writes each one it counts. */
+    cf__chunk_block *b = cf__malloc(headers + n * sizeof(void *));
+    if (!b)
+        return NULL;
+    memset(b, 0, headers);
+    atomic_init(&b->refs, 1);
+    b->chunks = chunks;
+    b->results = (cf__chunk_result *)(b + 1);
+    void **values = (void **)((unsigned char *)b + headers);
+    for (size_t k = 0; k < chunks; k++) {
+        cf__chunk_result *r = &b->results[k];
+        r->values = values + k * chunksize;
+        r->capacity = n - k * chunksize < chunksize ? n - k * chunksize : chunksize;
+        r->block = b;
+    }
+    return b;
+}
+
+cf__chunk_result *cf__chunk_block_take(cf__chunk_block *b, size_t k)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return &b->results[k];
+}
+
+void cf__chunk_block_unref(cf__chunk_block *b)
+{
+    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        cf__free(b);
+}
+
 void cf__chunk_result_free(void *p)
 {
     cf__chunk_result *chunk = p;
@@ -150,7 +188,10 @@ void cf__chunk_result_free(void *p)
     cf__free(chunk->sizes);
     cf__free(chunk->is_copy);
     cf__free(chunk->fail_message);
-    cf__free(chunk);
+    if (chunk->block)
+        cf__chunk_block_unref(chunk->block);
+    else
+        cf__free(chunk);
 }
 
 void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
@@ -218,11 +259,15 @@ static bool chunk_settle_item(cf__chunk_result *chunk, cf__outcome *out, void *r
 
 /* The outcome stays bound for the whole chunk and is looked at only when an
  * item raised or made a copy: the plain path costs one call and one store. */
-cf__chunk_result *cf__run_chunk(const cf__call *call)
+cf__chunk_result *cf__run_chunk(cf__call *call)
 {
-    cf__chunk_result *chunk = cf__chunk_result_new(call->count);
-    if (!chunk)
+    cf__chunk_result *chunk;
+    if (call->arg_size == 0 && call->into) {
+        chunk = call->into; /* its map's: the reference goes with the result */
+        call->into = NULL;
+    } else if (!(chunk = cf__chunk_result_new(call->count))) {
         return NULL;
+    }
     cf__outcome out;
     memset(&out, 0, sizeof out);
     cf__outcome *outer = current;

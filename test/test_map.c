@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #define V(n) ((void *)(intptr_t)(n))
+#define I(p) ((intptr_t)(p))
 
 static cf_future *gate;
 static atomic_int ran;
@@ -646,6 +647,39 @@ static void test_next_batch_error_and_copies(void)
     cf_executor_free(ex);
 }
 
+static void *task_first_of_chunk_blocks(void *arg)
+{
+    if (I(arg) == 0) {
+        started_add();
+        CHECK_EQ(cf_future_result(gate, CF_FOREVER, NULL), 0);
+    }
+    return cf_return_copy(&arg, sizeof arg);
+}
+
+/* cf_map_free while a chunk runs: the chunk goes on writing its results
+ * (into memory the map shares with it) after the map is gone; the rest is
+ * cancelled. ASan and valgrind watch the writes. */
+static void test_free_while_chunk_runs(void)
+{
+    enum { N = 40 };
+    for (size_t buffersize = 0; buffersize <= 2; buffersize += 2) {
+        cf_executor *ex = pool(1);
+        gate = cf_future_new();
+        started_reset();
+        void *args[N];
+        for (int i = 0; i < N; i++)
+            args[i] = V(i);
+        cf_map_iter *it = cf_map(ex, task_first_of_chunk_blocks, args, N,
+                                 &(cf_map_opts){ .chunksize = 8, .buffersize = buffersize });
+        CHECK(it);
+        started_wait(1); /* chunk 0 is running, held at its first item */
+        cf_map_free(it);
+        CHECK_EQ(cf_future_set_result(gate, NULL), 0);
+        cf_executor_free(ex); /* chunk 0 finishes into the shared block */
+        cf_future_unref(gate);
+    }
+}
+
 static bool no_items(void *userdata, void **arg)
 {
     (void)userdata;
@@ -704,6 +738,7 @@ int main(void)
     RUN(test_return_copy_through_map);
     RUN(test_next_batch);
     RUN(test_next_batch_error_and_copies);
+    RUN(test_free_while_chunk_runs);
     RUN(test_bad_options);
     fprintf(stderr, "test_map: all passed\n");
     return 0;

@@ -456,10 +456,18 @@ int cf__future_wait_done(cf_future *f, uint64_t deadline)
         return 0;
     if (deadline != CF__NO_DEADLINE && uv_hrtime() >= deadline)
         return CF_ETIMEDOUT;
-    /* A task of f's own pool runs queued tasks instead (it spins there). */
+    /* A task of f's own pool runs queued tasks instead, at first without
+     * registering anything: f is most often among them. */
     bool help = cf__wait_helps(f);
-    if (!help && spin_until_done(f, deadline))
+    if (help) {
+        while (!cf__state_done(cf__future_state(f)) && cf__help_once())
+            if (deadline != CF__NO_DEADLINE && uv_hrtime() >= deadline)
+                return cf__state_done(cf__future_state(f)) ? 0 : CF_ETIMEDOUT;
+        if (cf__state_done(cf__future_state(f)))
+            return 0;
+    } else if (spin_until_done(f, deadline)) {
         return 0;
+    }
 
     cf__event ev;
     int rc = cf__event_init(&ev);

@@ -281,6 +281,9 @@ static inline bool cf__wait_helps(const cf_future *f)
     return pool && f->spin_wait == CF__SPIN_PAUSE && f->backend_id == (uintptr_t)pool;
 }
 
+/* In a worker of a thread pool: run the newest of the pool's queued tasks;
+ * false when none is queued. */
+bool cf__help_once(void);
 /* In a worker of a thread pool: run the pool's queued tasks, newest first,
  * until ev is set or the deadline passes (a task already started runs to
  * its end); then 0 if ev is set, else CF_ETIMEDOUT, as cf__event_wait. */

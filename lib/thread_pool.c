@@ -595,6 +595,18 @@ static void kick_helper(thread_pool *pool)
     uv_mutex_unlock(&pool->helper_lock);
 }
 
+bool cf__help_once(void)
+{
+    thread_pool *pool = (thread_pool *)cf__worker_pool;
+    cf_future *f = queue_pop_newest(pool);
+    if (!f)
+        return false;
+    if (queue_nonempty(pool, memory_order_seq_cst))
+        wake_one(pool); /* as a worker does: pass the wake-up on */
+    run_future(pool, f, NULL);
+    return true;
+}
+
 int cf__help_until(cf__event *ev, uint64_t deadline)
 {
     thread_pool *pool = (thread_pool *)cf__worker_pool;
@@ -603,14 +615,8 @@ int cf__help_until(cf__event *ev, uint64_t deadline)
             return 0;
         if (deadline != CF__NO_DEADLINE && uv_hrtime() >= deadline)
             return CF_ETIMEDOUT;
-        cf_future *f = queue_pop_newest(pool);
-        if (f) {
-            if (queue_nonempty(pool, memory_order_seq_cst))
-                wake_one(pool); /* as a worker does: pass the wake-up on */
-            run_future(pool, f, NULL);
-        } else if (!spin_for_help(pool, ev, deadline)) {
+        if (!cf__help_once() && !spin_for_help(pool, ev, deadline))
             park_helper(pool, ev, deadline);
-        }
     }
 }
 

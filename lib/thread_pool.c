@@ -34,14 +34,23 @@
  * Threads start lazily, as in Python's _adjust_thread_count: a submit starts
  * one only if no worker is idle and fewer than max_workers run.
  *
+ * Tasks that submit tasks (once every thread runs): the future goes to the
+ * submitting worker's own deque instead, which that worker takes newest
+ * first and idle workers steal from oldest first, as TBB does; a recursion
+ * then stays on its worker, and the workers do not all meet on the inbox
+ * and pop_lock for every task. A deque push checks the inbox's closed bit
+ * under the deque's lock, so shutdown, which closes the inbox first, finds
+ * every accepted future in a deque or the queue.
+ *
  * Nested waits (API.md "Nested parallelism"): a task that waits for a
  * future of its own pool runs the pool's queued tasks meanwhile, newest
- * first (the inbox's head, else the FIFO's tail: the FIFO is linked both
- * ways), so a recursion that waits for its halves needs no free worker and
- * its stack grows with the recursion's depth. With nothing left to run, it
- * parks on the event of what it waits for, listed in `parked`; a submit
- * that finds no polling or sleeping worker kicks one of them (the same
- * seq_cst pairing as for `sleepers`, on `helpers_parked`).
+ * first (its deque's newest, else the inbox's head, else the FIFO's tail:
+ * the FIFO is linked both ways; else it steals), so a recursion that waits
+ * for its halves needs no free worker and its stack grows with the
+ * recursion's depth. With nothing left to run, it parks on the event of
+ * what it waits for, listed in `parked`; a submit that finds no polling or
+ * sleeping worker kicks one of them (the same seq_cst pairing as for
+ * `sleepers`, on `helpers_parked`).
  *
  * Never is a pool lock held while user code runs or a future completes.
  * SPDX-License-Identifier: MIT */
@@ -104,7 +113,20 @@ typedef struct thread_pool {
     alignas(64) atomic_bool pop_lock; /* a spin lock, workers only: held for a few loads */
     _Atomic(cf_future *) fifo;        /* FIFO, changed under pop_lock */
     cf_future *fifo_tail;             /* under pop_lock */
+
+    /* Workers' deques: max_workers slots, each set once by its worker. */
+    alignas(64) struct worker_deque *_Atomic *deques;
+    atomic_int ndeques; /* slots claimed */
 } thread_pool;
+
+/* A worker's queue of the tasks its own tasks submit: it pushes and takes at
+ * the newest end, idle workers steal at the oldest (queue_next points to the
+ * newer neighbour, queue_prev to the older). */
+typedef struct worker_deque {
+    alignas(64) atomic_bool lock; /* a spin lock, held for a few pointer moves */
+    atomic_size_t size;           /* changed under the lock, read without it */
+    cf_future *oldest, *newest;
+} worker_deque;
 
 /* A task waiting for `ev` with nothing to run, in pool->parked. */
 typedef struct parked_helper {
@@ -120,6 +142,9 @@ static const cf__executor_ops thread_pool_ops;
  * waits help (cf__wait_helps). */
 _Thread_local cf_executor *cf__worker_pool __attribute__((tls_model("initial-exec")));
 
+/* This worker's deque (NULL elsewhere, or when it could not be made). */
+static _Thread_local worker_deque *my_deque __attribute__((tls_model("initial-exec")));
+
 static bool is_worker_of(const thread_pool *pool)
 {
     return cf__worker_pool == &pool->base;
@@ -132,12 +157,13 @@ static const char broken_message[] =
 /* Queue                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* The pop lock guards a few pointer moves (and, amortised, the reversal of
- * a batch); a futex-based mutex would put contending workers to sleep. */
-static void pop_lock(thread_pool *pool)
+/* The pop lock and the deques' locks guard a few pointer moves (and,
+ * amortised, the reversal of a batch); a futex-based mutex would put
+ * contending workers to sleep. */
+static void spin_lock(atomic_bool *lock)
 {
-    while (atomic_exchange_explicit(&pool->pop_lock, true, memory_order_acquire)) {
-        for (int i = 0; atomic_load_explicit(&pool->pop_lock, memory_order_relaxed); i++) {
+    while (atomic_exchange_explicit(lock, true, memory_order_acquire)) {
+        for (int i = 0; atomic_load_explicit(lock, memory_order_relaxed); i++) {
             cf__cpu_relax();
             if (i == 64) { /* the holder may have been preempted */
                 sched_yield();
@@ -147,9 +173,19 @@ static void pop_lock(thread_pool *pool)
     }
 }
 
+static void spin_unlock(atomic_bool *lock)
+{
+    atomic_store_explicit(lock, false, memory_order_release);
+}
+
+static void pop_lock(thread_pool *pool)
+{
+    spin_lock(&pool->pop_lock);
+}
+
 static void pop_unlock(thread_pool *pool)
 {
-    atomic_store_explicit(&pool->pop_lock, false, memory_order_release);
+    spin_unlock(&pool->pop_lock);
 }
 
 /* Push f unless the inbox is closed: true if pushed. */
@@ -173,10 +209,27 @@ static void inbox_close(thread_pool *pool)
 }
 
 /* The FIFO first: it is the workers' own line, the inbox the submitters'. */
-static bool queue_nonempty(thread_pool *pool, memory_order order)
+static bool shared_nonempty(thread_pool *pool, memory_order order)
 {
     return atomic_load_explicit(&pool->fifo, order) != NULL ||
            (atomic_load_explicit(&pool->inbox, order) & ~INBOX_CLOSED) != 0;
+}
+
+static bool deques_nonempty(thread_pool *pool, memory_order order)
+{
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        worker_deque *d = atomic_load_explicit(&pool->deques[i], memory_order_acquire);
+        if (d && atomic_load_explicit(&d->size, order) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether any work is queued, in the shared queue or a deque. */
+static bool queue_nonempty(thread_pool *pool, memory_order order)
+{
+    return shared_nonempty(pool, order) || deques_nonempty(pool, order);
 }
 
 /* Take the inbox (keeping its closed bit) and return it in submission order,
@@ -204,10 +257,10 @@ static cf_future *inbox_take_fifo(thread_pool *pool, cf_future **tail)
     return fifo;
 }
 
-/* The oldest queued future, or NULL. */
+/* The oldest future of the shared queue, or NULL. */
 static cf_future *queue_pop(thread_pool *pool)
 {
-    if (!queue_nonempty(pool, memory_order_acquire))
+    if (!shared_nonempty(pool, memory_order_acquire))
         return NULL;
     pop_lock(pool);
     cf_future *f = atomic_load_explicit(&pool->fifo, memory_order_relaxed);
@@ -244,11 +297,11 @@ static cf_future *inbox_pop_newest(thread_pool *pool)
     }
 }
 
-/* The newest queued future, or NULL: what a waiting task helps with. The
- * inbox holds the newest; the FIFO's items are all older, its tail newest. */
+/* The newest future of the shared queue, or NULL. The inbox holds the
+ * newest; the FIFO's items are all older, its tail newest. */
 static cf_future *queue_pop_newest(thread_pool *pool)
 {
-    if (!queue_nonempty(pool, memory_order_acquire))
+    if (!shared_nonempty(pool, memory_order_acquire))
         return NULL;
     pop_lock(pool);
     cf_future *f = inbox_pop_newest(pool);
@@ -265,7 +318,109 @@ static cf_future *queue_pop_newest(thread_pool *pool)
     return f;
 }
 
-/* Everything queued, in order, leaving the queue empty. */
+/* ------------------------------------------------------------------------ */
+/* Workers' deques                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Push f onto this worker's deque unless the pool is closed: true if pushed.
+ * The closed bit is read under the lock (see the top of the file). */
+static bool deque_push(thread_pool *pool, worker_deque *d, cf_future *f)
+{
+    spin_lock(&d->lock);
+    if (atomic_load_explicit(&pool->inbox, memory_order_seq_cst) & INBOX_CLOSED) {
+        spin_unlock(&d->lock);
+        return false;
+    }
+    f->queue_next = NULL;
+    f->queue_prev = d->newest;
+    if (d->newest)
+        d->newest->queue_next = f;
+    else
+        d->oldest = f;
+    d->newest = f;
+    /* seq_cst: paired with a sleeper's count and check, as a push on the inbox. */
+    atomic_store_explicit(&d->size, atomic_load_explicit(&d->size, memory_order_relaxed) + 1,
+                          memory_order_seq_cst);
+    spin_unlock(&d->lock);
+    return true;
+}
+
+/* Unlink the newest (newest = true: the owner) or the oldest (a thief). */
+static cf_future *deque_take(worker_deque *d, bool newest)
+{
+    if (atomic_load_explicit(&d->size, memory_order_acquire) == 0)
+        return NULL;
+    spin_lock(&d->lock);
+    cf_future *f = newest ? d->newest : d->oldest;
+    if (f) {
+        if (newest) {
+            d->newest = f->queue_prev;
+            if (d->newest)
+                d->newest->queue_next = NULL;
+            else
+                d->oldest = NULL;
+        } else {
+            d->oldest = f->queue_next;
+            if (d->oldest)
+                d->oldest->queue_prev = NULL;
+            else
+                d->newest = NULL;
+        }
+        atomic_store_explicit(&d->size, atomic_load_explicit(&d->size, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    }
+    spin_unlock(&d->lock);
+    if (f)
+        f->queue_next = f->queue_prev = NULL;
+    return f;
+}
+
+/* The oldest future of another worker's deque, or NULL. */
+static cf_future *steal(thread_pool *pool)
+{
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        worker_deque *d = atomic_load_explicit(&pool->deques[i], memory_order_acquire);
+        cf_future *f = d && d != my_deque ? deque_take(d, false) : NULL;
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+/* Work for a worker: its own newest, else the shared queue's oldest, else
+ * another worker's oldest. */
+static cf_future *take_work(thread_pool *pool)
+{
+    cf_future *f = my_deque ? deque_take(my_deque, true) : NULL;
+    if (!f && !(f = queue_pop(pool)))
+        f = steal(pool);
+    return f;
+}
+
+/* Work for a waiting task: the newest it can find, then a stolen one. */
+static cf_future *take_help(thread_pool *pool)
+{
+    cf_future *f = my_deque ? deque_take(my_deque, true) : NULL;
+    if (!f && !(f = queue_pop_newest(pool)))
+        f = steal(pool);
+    return f;
+}
+
+/* A deque's futures, oldest first, leaving it empty; *tail gets its last. */
+static cf_future *deque_take_all(worker_deque *d, cf_future **tail)
+{
+    spin_lock(&d->lock);
+    cf_future *head = d->oldest;
+    *tail = d->newest;
+    d->oldest = d->newest = NULL;
+    atomic_store_explicit(&d->size, 0, memory_order_relaxed);
+    spin_unlock(&d->lock);
+    return head;
+}
+
+/* Everything queued, leaving the queue and the deques empty: the shared
+ * queue in order, then each deque oldest first. */
 static cf_future *queue_take_all(thread_pool *pool)
 {
     pop_lock(pool);
@@ -275,12 +430,27 @@ static cf_future *queue_take_all(thread_pool *pool)
     cf_future *rest_tail;
     cf_future *rest = inbox_take_fifo(pool, &rest_tail);
     pop_unlock(pool);
-    if (!head)
-        return rest;
     cf_future *tail = head;
-    while (tail->queue_next)
+    while (tail && tail->queue_next)
         tail = tail->queue_next;
-    tail->queue_next = rest;
+    if (tail)
+        tail->queue_next = rest;
+    else
+        head = rest;
+    if (rest)
+        tail = rest_tail;
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        worker_deque *d = atomic_load_explicit(&pool->deques[i], memory_order_acquire);
+        cf_future *d_tail, *d_head = d ? deque_take_all(d, &d_tail) : NULL;
+        if (!d_head)
+            continue;
+        if (tail)
+            tail->queue_next = d_head;
+        else
+            head = d_head;
+        tail = d_tail;
+    }
     return head;
 }
 
@@ -318,6 +488,18 @@ static void wake_all(thread_pool *pool)
 {
     while (take_one(&pool->sleepers))
         uv_sem_post(&pool->wake);
+}
+
+/* After taking a future: if more work is queued and someone may be parked
+ * (a submit may have left its wake-up to us, see wake_one), pass one on.
+ * The parked counts first: they are read-mostly, the queues are not, and a
+ * worker about to park checks the queues itself after counting itself. */
+static void pass_wake_on(thread_pool *pool)
+{
+    if ((atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 ||
+         atomic_load_explicit(&pool->helpers_parked, memory_order_seq_cst) > 0) &&
+        queue_nonempty(pool, memory_order_seq_cst))
+        wake_one(pool);
 }
 
 static bool should_stop(thread_pool *pool)
@@ -475,20 +657,19 @@ static void worker_loop(thread_pool *pool)
     }
     worker_idle idle_state = WORKER_CLAIMED;
     for (;;) {
-        cf_future *f = queue_pop(pool);
+        cf_future *f = take_work(pool);
         if (f) {
             stop_being_idle(pool, &idle_state);
             /* More work queued: a submit may have left it to the poller (or
              * to us), so pass a wake-up on before running this one. */
-            if (queue_nonempty(pool, memory_order_seq_cst))
-                wake_one(pool);
+            pass_wake_on(pool);
             run_future(pool, f, &idle_state);
             continue;
         }
         /* Every push happened before `stopping` was set: seeing it set and
          * the queue empty afterwards means there is no more work. */
         if (should_stop(pool)) {
-            f = queue_pop(pool);
+            f = take_work(pool);
             if (!f)
                 break;
             run_future(pool, f, &idle_state);
@@ -499,13 +680,26 @@ static void worker_loop(thread_pool *pool)
     }
 }
 
+/* Claim a deque slot (one per thread started: within max_workers) and fill
+ * it; without memory for it, this worker's tasks submit to the inbox. */
+static void make_deque(thread_pool *pool)
+{
+    int slot = atomic_fetch_add_explicit(&pool->ndeques, 1, memory_order_acq_rel);
+    worker_deque *d = cf__aligned_calloc(sizeof *d, alignof(worker_deque));
+    if (d)
+        atomic_store_explicit(&pool->deques[slot], d, memory_order_release);
+    my_deque = d;
+}
+
 static void worker_main(void *arg)
 {
     thread_pool *pool = arg;
     cf__worker_pool = &pool->base;
+    make_deque(pool);
     set_thread_name(pool);
     worker_loop(pool);
     cf__worker_pool = NULL;
+    my_deque = NULL;
     /* The last access to the pool: after it, a joiner may free it. The
      * thread that orphaned the pool stored `orphaned` before its own
      * decrement, so whoever ends last sees it. */
@@ -598,11 +792,10 @@ static void kick_helper(thread_pool *pool)
 bool cf__help_once(void)
 {
     thread_pool *pool = (thread_pool *)cf__worker_pool;
-    cf_future *f = queue_pop_newest(pool);
+    cf_future *f = take_help(pool);
     if (!f)
         return false;
-    if (queue_nonempty(pool, memory_order_seq_cst))
-        wake_one(pool); /* as a worker does: pass the wake-up on */
+    pass_wake_on(pool); /* as a worker does */
     run_future(pool, f, NULL);
     return true;
 }
@@ -680,7 +873,8 @@ static int thread_pool_submit(cf_executor *ex, cf_future *f)
     f->spin_wait = CF__SPIN_PAUSE;
     f->backend_id = (uintptr_t)pool; /* whose waits help with it (cf__wait_helps) */
     if (atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
-        if (!inbox_push(pool, f))
+        bool local = my_deque && is_worker_of(pool); /* a task of ours submits */
+        if (!(local ? deque_push(pool, my_deque, f) : inbox_push(pool, f)))
             return closed_code(pool);
     } else {
         /* Counted first, so that shutdown waits for a thread we start. The
@@ -737,9 +931,18 @@ static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
     return 0;
 }
 
+static void free_deques(thread_pool *pool)
+{
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        cf__aligned_free(atomic_load_explicit(&pool->deques[i], memory_order_relaxed));
+    cf__free((void *)pool->deques);
+}
+
 static void thread_pool_destroy(cf_executor *ex)
 {
     thread_pool *pool = (thread_pool *)ex;
+    free_deques(pool);
     uv_mutex_destroy(&pool->submit_lock);
     uv_mutex_destroy(&pool->join_lock);
     uv_mutex_destroy(&pool->helper_lock);
@@ -781,6 +984,7 @@ static bool thread_pool_release(cf_executor *ex)
 static void thread_pool_forget(cf_executor *ex)
 {
     thread_pool *pool = (thread_pool *)ex;
+    free_deques(pool);
     cf__free(pool->threads);
     cf__free(pool->name_prefix);
     cf__aligned_free(pool);
@@ -904,7 +1108,10 @@ cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
     pool->name_prefix = o.thread_name_prefix && *o.thread_name_prefix
                             ? cf__strdup(o.thread_name_prefix)
                             : default_prefix();
-    if (!pool->name_prefix) {
+    pool->deques = cf__calloc((size_t)pool->max_workers, sizeof *pool->deques);
+    if (!pool->name_prefix || !pool->deques) {
+        cf__free(pool->name_prefix);
+        cf__free((void *)pool->deques);
         cf__aligned_free(pool);
         return cf__fail(CF_ENOMEM);
     }
@@ -927,6 +1134,7 @@ fail_submit_lock:
     uv_mutex_destroy(&pool->submit_lock);
 fail_prefix:
     cf__free(pool->name_prefix);
+    cf__free((void *)pool->deques);
     cf__aligned_free(pool);
     return cf__fail(CF_ESYSTEM);
 }

@@ -290,12 +290,143 @@ static void test_timeout_while_helping(void)
     ex = NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Tasks that submit tasks and do not wait for them: the tasks go to the     */
+/* submitting worker's own queue; other workers take them from there.        */
+/* ------------------------------------------------------------------------ */
+
+#define CHILDREN 10
+static cf_future *children[CHILDREN];
+static cf_future *children_submitted;
+static atomic_int children_ran;
+static int after_shutdown_rc;
+
+static void *child(void *arg)
+{
+    atomic_fetch_add(&children_ran, 1);
+    return arg;
+}
+
+/* Submit the children, say so, then hold this worker on the gate (a future
+ * of no pool: this wait only blocks). */
+static void *parent_then_block(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < CHILDREN; i++)
+        CHECK((children[i] = cf_submit(ex, child, V(i))) != NULL);
+    cf_future_set_result(children_submitted, NULL);
+    CHECK_EQ(cf_future_result(gate, CF_FOREVER, NULL), 0);
+    cf_future *late = cf_submit(ex, child, V(-1));
+    after_shutdown_rc = late ? 0 : cf_last_error();
+    cf_future_unref(late);
+    return NULL;
+}
+
+static pthread_cond_t arrived_cond = PTHREAD_COND_INITIALIZER;
+static int arrived, expected;
+
+/* Returns once `expected` of these run at once: each on its own worker. */
+static void *meet(void *arg)
+{
+    pthread_mutex_lock(&lock);
+    arrived++;
+    pthread_cond_broadcast(&arrived_cond);
+    while (arrived < expected)
+        pthread_cond_wait(&arrived_cond, &lock);
+    pthread_mutex_unlock(&lock);
+    return arg;
+}
+
+static void start_parent(int workers)
+{
+    ex = cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = workers });
+    gate = cf_future_new();
+    children_submitted = cf_future_new();
+    CHECK(ex && gate && children_submitted);
+    atomic_store(&children_ran, 0);
+    /* Every worker started first, so that the children go to the parent's
+     * own queue (before that, submits go through the shared one). */
+    cf_future *warm[2];
+    arrived = 0;
+    expected = workers;
+    for (int i = 0; i < workers; i++)
+        CHECK((warm[i] = cf_submit(ex, meet, V(i))) != NULL);
+    for (int i = 0; i < workers; i++) {
+        CHECK_EQ(cf_future_result(warm[i], WAIT, NULL), 0);
+        cf_future_unref(warm[i]);
+    }
+}
+
+static void finish_parent(cf_future *parent)
+{
+    CHECK_EQ(cf_future_set_result(gate, NULL), 0);
+    CHECK_EQ(cf_future_result(parent, WAIT, NULL), 0);
+    cf_future_unref(parent);
+    for (int i = 0; i < CHILDREN; i++)
+        cf_future_unref(children[i]);
+    cf_executor_free(ex);
+    ex = NULL;
+    cf_future_unref(gate);
+    cf_future_unref(children_submitted);
+}
+
+/* The parent's worker is held: the other worker takes every child. */
+static void test_children_taken_by_another_worker(void)
+{
+    start_parent(2);
+    cf_future *parent = cf_submit(ex, parent_then_block, NULL);
+    CHECK(parent);
+    CHECK_EQ(cf_future_result(children_submitted, WAIT, NULL), 0);
+    for (int i = 0; i < CHILDREN; i++) {
+        void *v = NULL;
+        CHECK_EQ(cf_future_result(children[i], WAIT, &v), 0);
+        CHECK_EQ(I(v), i);
+    }
+    CHECK(!cf_future_done(parent));
+    finish_parent(parent);
+}
+
+/* shutdown(cancel_futures) cancels the children not started, wherever they
+ * are queued; a submit from a task after shutdown fails. One worker, held by
+ * the parent: no child can have started. */
+static void test_shutdown_cancels_children(void)
+{
+    start_parent(1);
+    cf_future *parent = cf_submit(ex, parent_then_block, NULL);
+    CHECK(parent);
+    CHECK_EQ(cf_future_result(children_submitted, WAIT, NULL), 0);
+    CHECK_EQ(cf_executor_shutdown(ex, false, true), 0);
+    for (int i = 0; i < CHILDREN; i++)
+        CHECK(cf_future_cancelled(children[i]));
+    after_shutdown_rc = 0;
+    finish_parent(parent);
+    CHECK_EQ(atomic_load(&children_ran), 0);
+    CHECK_EQ(after_shutdown_rc, CF_ESHUTDOWN);
+}
+
+/* shutdown(wait) without cancel: every child queued still runs. */
+static void test_shutdown_runs_children(void)
+{
+    start_parent(1);
+    cf_future *parent = cf_submit(ex, parent_then_block, NULL);
+    CHECK(parent);
+    CHECK_EQ(cf_future_result(children_submitted, WAIT, NULL), 0);
+    CHECK_EQ(cf_executor_shutdown(ex, false, false), 0);
+    after_shutdown_rc = 0;
+    finish_parent(parent); /* cf_executor_free waits for the children */
+    CHECK_EQ(atomic_load(&children_ran), CHILDREN);
+    CHECK_EQ(after_shutdown_rc, CF_ESHUTDOWN);
+}
+
 int main(void)
 {
     RUN(test_fib);
     RUN(test_newest_first);
     RUN(test_parked_waiter_runs_new_work);
     RUN(test_timeout_while_helping);
+    RUN(test_children_taken_by_another_worker);
+    RUN(test_shutdown_cancels_children);
+    RUN(test_shutdown_runs_children);
     fprintf(stderr, "test_nested: all passed\n");
     return 0;
 }

@@ -356,8 +356,12 @@ CF_API int cf_map_next_batch(cf_map_iter *it, void *const **values, size_t *coun
  * none or not a task failure); valid until cf_map_free. */
 CF_API const cf_exception *cf_map_exception(cf_map_iter *it);
 /* Cancel whatever has not started and release everything (results included).
- * Does not wait for tasks already running: they finish on their own and their
- * results are dropped. NULL-safe. */
+ * On a thread pool, where the tasks read args in place, it then waits for
+ * the tasks still running (there are some only when the iteration stopped
+ * early: an error, the map's timeout, or a free before the end), so that
+ * args may go as soon as it returns; a task that never ends blocks it. On a
+ * process pool it does not wait: running tasks finish on their own and
+ * their results are dropped. NULL-safe. */
 CF_API void cf_map_free(cf_map_iter *it);
 
 /* ------------------------------------------------------------------------ */

@@ -9,6 +9,7 @@
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -47,6 +48,7 @@ struct cf_map_iter {
 
     map_slot *head, *tail; /* in flight */
     map_slot *free_slots;
+    map_slot *running;     /* stopped early, but already running: they read args */
 
     cf_future *cur;                  /* the future whose values are being yielded */
     int cur_fail;                    /* its chunk failed after `count` values with this */
@@ -105,7 +107,18 @@ static void slot_append(cf_map_iter *it, map_slot *s)
         cf__done_queue_watch(&it->ready, &s->done, s->f);
 }
 
-/* Cancel and release every task in flight. */
+/* Whether the task gets the caller's own pointer rather than a copy: on an
+ * executor whose tasks run in this process, for array arguments (which the
+ * caller keeps valid until cf_map_free). A source's bytes are copied at once:
+ * it may reuse its buffer. */
+static bool borrows(const cf_map_iter *it)
+{
+    return it->in_process && !it->source;
+}
+
+/* Cancel every task in flight and release those that have not started or
+ * have finished. The others are running; when they read the caller's args
+ * in place, they go to it->running for cf_map_free to wait for. */
 static void cancel_rest(cf_map_iter *it)
 {
     map_slot *s = it->head;
@@ -114,7 +127,12 @@ static void cancel_rest(cf_map_iter *it)
         if (s->f) {
             if (it->unordered) /* first, so the cancel notifies nobody here */
                 cf__done_queue_unwatch(&s->done, s->f);
-            cf_future_cancel(s->f);
+            if (!cf_future_cancel(s->f) && borrows(it) && !cf_future_done(s->f)) {
+                s->next = it->running;
+                it->running = s;
+                s = next;
+                continue;
+            }
             cf_future_unref(s->f);
         }
         slot_put(it, s);
@@ -144,15 +162,6 @@ static bool next_item(cf_map_iter *it, void **arg)
     }
     it->source_end = true;
     return false;
-}
-
-/* Whether the task gets the caller's own pointer rather than a copy: on an
- * executor whose tasks run in this process, for array arguments (which the
- * caller keeps valid until cf_map_free). A source's bytes are copied at once:
- * it may reuse its buffer. */
-static bool borrows(const cf_map_iter *it)
-{
-    return it->in_process && !it->source;
 }
 
 /* A one-item call: 1 made, 0 no arguments left, < 0 an error. */
@@ -541,6 +550,15 @@ void cf_map_free(cf_map_iter *it)
     if (!it)
         return;
     cancel_rest(it);
+    /* The caller may free args once we return: no task may still read them.
+     * (From a task of the same pool, these waits run queued tasks.) */
+    for (map_slot *s = it->running; s; s = it->running) {
+        while (cf__future_wait_done(s->f, CF__NO_DEADLINE) != 0)
+            sched_yield(); /* the wait could not block (CF_ESYSTEM): poll */
+        cf_future_unref(s->f);
+        it->running = s->next;
+        slot_put(it, s);
+    }
     cf_future_unref(it->cur);
     cf_future_unref(it->failed);
     cf__chunk_block_unref(it->results); /* the chunks still running hold their own */

@@ -177,6 +177,23 @@ static void *task_blocked(void *arg)
     return arg;
 }
 
+static void *open_gate(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(cf_future_set_result(gate, NULL), 0);
+    return NULL;
+}
+
+/* cf_map_free with tasks still held on the gate: on a thread pool it waits
+ * for them (they read args in place), so another thread lets them go. */
+static void free_while_gate_opens(cf_map_iter *it)
+{
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, open_gate, NULL) == 0);
+    cf_map_free(it);
+    CHECK(pthread_join(t, NULL) == 0);
+}
+
 static void *task_sleep(void *arg)
 {
     usleep((useconds_t)(intptr_t)arg); /* the work of this task is to take time */
@@ -208,8 +225,7 @@ static void test_timeout_from_map_call(void)
     CHECK(now_s() - t1 < timeout);
     CHECK(cf_map_exception(it) == NULL);
     CHECK_EQ(cf_map_next(it, &v), 0);
-    cf_map_free(it);
-    CHECK_EQ(cf_future_set_result(gate, NULL), 0);
+    free_while_gate_opens(it);
     cf_executor_free(ex);
     cf_future_unref(gate);
 
@@ -409,8 +425,7 @@ static void test_unordered(void)
     it = cf_map(ex, task_first_waits, more, 6, &(cf_map_opts){ .unordered = true });
     CHECK(it);
     CHECK_EQ(cf_map_next(it, &v), 1);
-    cf_map_free(it);
-    CHECK_EQ(cf_future_set_result(gate, NULL), 0);
+    free_while_gate_opens(it);
     cf_executor_free(ex);
     cf_future_unref(gate);
 }
@@ -647,35 +662,44 @@ static void test_next_batch_error_and_copies(void)
     cf_executor_free(ex);
 }
 
+static atomic_int chunk_items_done;
+
 static void *task_first_of_chunk_blocks(void *arg)
 {
     if (I(arg) == 0) {
         started_add();
         CHECK_EQ(cf_future_result(gate, CF_FOREVER, NULL), 0);
     }
+    if (I(arg) < 8) /* chunk 0 */
+        atomic_fetch_add(&chunk_items_done, 1);
     return cf_return_copy(&arg, sizeof arg);
 }
 
-/* cf_map_free while a chunk runs: the chunk goes on writing its results
- * (into memory the map shares with it) after the map is gone; the rest is
- * cancelled. ASan and valgrind watch the writes. */
-static void test_free_while_chunk_runs(void)
+/* cf_map_free while a chunk runs (held at its first item): free returns only
+ * once the running chunk has read its last item, so that the caller may free
+ * args at once (ASan and TSan watch the heap array; the chunk writes its
+ * results into memory it shares with the map). The gate may open before the
+ * cancel, so later chunks may run or not. */
+static void test_free_waits_for_running_tasks(void)
 {
-    enum { N = 40 };
+    enum { N = 40, CHUNK = 8 };
     for (size_t buffersize = 0; buffersize <= 2; buffersize += 2) {
         cf_executor *ex = pool(1);
         gate = cf_future_new();
         started_reset();
-        void *args[N];
+        atomic_store(&chunk_items_done, 0);
+        void **args = malloc(N * sizeof *args);
+        CHECK(args);
         for (int i = 0; i < N; i++)
             args[i] = V(i);
         cf_map_iter *it = cf_map(ex, task_first_of_chunk_blocks, args, N,
-                                 &(cf_map_opts){ .chunksize = 8, .buffersize = buffersize });
+                                 &(cf_map_opts){ .chunksize = CHUNK, .buffersize = buffersize });
         CHECK(it);
         started_wait(1); /* chunk 0 is running, held at its first item */
-        cf_map_free(it);
-        CHECK_EQ(cf_future_set_result(gate, NULL), 0);
-        cf_executor_free(ex); /* chunk 0 finishes into the shared block */
+        free_while_gate_opens(it);
+        CHECK_EQ(atomic_load(&chunk_items_done), CHUNK); /* chunk 0 has ended */
+        free(args);
+        cf_executor_free(ex);
         cf_future_unref(gate);
     }
 }
@@ -738,7 +762,7 @@ int main(void)
     RUN(test_return_copy_through_map);
     RUN(test_next_batch);
     RUN(test_next_batch_error_and_copies);
-    RUN(test_free_while_chunk_runs);
+    RUN(test_free_waits_for_running_tasks);
     RUN(test_bad_options);
     fprintf(stderr, "test_map: all passed\n");
     return 0;

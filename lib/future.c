@@ -417,18 +417,22 @@ int cf__future_set_outcome(cf_future *f, cf__outcome *out)
 
 /* A pool's completion usually arrives within microseconds of the request on
  * a multi-core machine; spinning that long is cheaper than parking on a
- * condition variable (two system calls and a wake-up). The pause phase is
- * short so that, on a busy machine where the worker shares our CPU, we soon
- * yield it; process-pool futures only yield (the manager thread and the
- * workers need the CPUs more than we do). */
-#define SPIN_PAUSE_NS 2000u  /* busy-wait with a CPU pause */
-#define SPIN_YIELD_NS 50000u /* then yield the CPU until this much has passed */
+ * condition variable (two system calls and a wake-up). A thread pool's
+ * waiter busy-waits briefly, then parks: yielding in a loop instead kept its
+ * CPU from the workers whenever they were all busy (a waiting main thread
+ * halved a nested recursion's speed on two CPUs, and made round trips slower
+ * too). Process-pool futures only yield, for longer: their completions come
+ * after a pipe round trip, and the manager thread and the workers need the
+ * CPUs more than we do. */
+#define SPIN_PAUSE_NS 2000u  /* thread pool: busy-wait with a CPU pause this long */
+#define SPIN_YIELD_NS 50000u /* process pool: yield the CPU until this much has passed */
 
 static bool spin_until_done(cf_future *f, uint64_t deadline)
 {
     if (f->spin_wait == CF__SPIN_NONE || cf__cpu_count() < 2)
         return false;
-    uint64_t pause_ns = f->spin_wait == CF__SPIN_PAUSE ? SPIN_PAUSE_NS : 0;
+    bool pause = f->spin_wait == CF__SPIN_PAUSE;
+    uint64_t limit = pause ? SPIN_PAUSE_NS : SPIN_YIELD_NS;
     uint64_t start = uv_hrtime();
     for (;;) {
         for (int i = 0; i < 64; i++) {
@@ -437,9 +441,9 @@ static bool spin_until_done(cf_future *f, uint64_t deadline)
             cf__cpu_relax();
         }
         uint64_t now = uv_hrtime();
-        if (now >= deadline || now - start >= SPIN_YIELD_NS)
+        if (now >= deadline || now - start >= limit)
             return false;
-        if (now - start >= pause_ns)
+        if (!pause)
             sched_yield();
     }
 }

@@ -176,7 +176,7 @@ int cf__chunk_result_add_copy(cf__chunk_result *chunk, void *bytes, size_t size)
 enum {
     CF__SPIN_NONE = 0,  /* futures made by cf_future_new: completed by anyone */
     CF__SPIN_PAUSE = 1, /* thread pool: completions come within microseconds
-                           from another CPU; busy-wait, then yield */
+                           from another CPU; busy-wait briefly, then park */
     CF__SPIN_YIELD = 2, /* process pool: completions come after a pipe round
                            trip through the manager thread; only yield */
 };

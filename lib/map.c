@@ -2,10 +2,17 @@
  * from the call, and an unordered mode.
  *
  * Each task in flight has a slot, linked in submission order. In order, the
- * iterator waits on the oldest slot's future; unordered, a listener on each
- * future moves its slot to a ready list as it completes. The values of the
- * task being yielded (one value, or a chunk's values) sit in `values` so that
- * cf_map_next inside a chunk is an index increment.
+ * iterator waits on the oldest slot's future; unordered, a done queue gets
+ * each slot as its future completes. The values of the task being yielded
+ * (one value, or a chunk's values) sit in `values` so that cf_map_next
+ * inside a chunk is an index increment, and cf_map_next_batch hands them out
+ * at once.
+ *
+ * On a thread pool nothing is copied: a chunk reads its items in the
+ * caller's args array (so cf_map_free waits for the tasks still running),
+ * and with buffersize 0 the chunks write their results into one block the
+ * map shares with them (cf__chunk_block). A process pool's items are copied
+ * when their task is made, since they cross the pipe.
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 

@@ -65,6 +65,7 @@
 #define MAX_DEFAULT_WORKERS 32
 #define THREAD_NAME_MAX 15 /* Linux: 16 bytes with the NUL */
 #define SPIN_NS 30000u     /* how long an idle worker polls before parking */
+#define LOOP_LINGER_NS 1000000u /* ...and after a parallel loop (see spin_for_work) */
 #define INBOX_CLOSED ((uintptr_t)1) /* low bit of inbox: no more pushes */
 #define HELP_PAUSE_NS 2000u /* a waiting task with nothing to run busy-waits... */
 #define HELP_SPIN_NS 50000u /* ...then yields the CPU until this much has passed */
@@ -109,6 +110,7 @@ typedef struct thread_pool {
     struct parked_helper *parked;
 
     alignas(64) atomic_int idle; /* workers looking for work, not claimed by a submit */
+    atomic_uint_least64_t linger_until; /* uv_hrtime(): poll until then (loops) */
 
     alignas(64) atomic_bool pop_lock; /* a spin lock, workers only: held for a few loads */
     _Atomic(cf_future *) fifo;        /* FIFO, changed under pop_lock */
@@ -508,17 +510,24 @@ static bool should_stop(thread_pool *pool)
 }
 
 
-/* Poll the queue for a while: true if work (or the stop) came. */
+/* Poll the queue for a while: true if work (or the stop) came. Programs run
+ * parallel loops back to back, and waking a parked worker can take longer
+ * than a loop (hundreds of microseconds on a virtual machine): after a loop
+ * the poller keeps going longer, as TBB's and pthreadpool's workers do. */
 static bool spin_for_work(thread_pool *pool)
 {
     uint64_t start = uv_hrtime();
+    uint64_t until = start + SPIN_NS;
+    uint64_t linger = atomic_load_explicit(&pool->linger_until, memory_order_relaxed);
+    if (linger > until)
+        until = linger;
     for (;;) {
         for (int i = 0; i < 32; i++) {
             if (queue_nonempty(pool, memory_order_relaxed) || should_stop(pool))
                 return true;
             cf__cpu_relax();
         }
-        if (uv_hrtime() - start >= SPIN_NS)
+        if (uv_hrtime() >= until)
             return false;
         sched_yield(); /* let a producer sharing this CPU run */
     }
@@ -1055,6 +1064,8 @@ static int thread_pool_parallel_for(cf_executor *ex, cf__loop *loop)
     }
     if (helpers != on_stack)
         cf__free(helpers);
+    atomic_store_explicit(&pool->linger_until, uv_hrtime() + LOOP_LINGER_NS,
+                          memory_order_relaxed);
     return rc;
 }
 

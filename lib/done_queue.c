@@ -45,25 +45,21 @@ static void append(cf__done_queue *q, cf__done_item *item)
 static void notify_done(cf__listener *l, cf_future *f)
 {
     (void)f;
-    cf__done_item *item = l->data;
-    append(item->queue, item);
+    append(l->data, (cf__done_item *)l);
 }
 
 void cf__done_queue_watch(cf__done_queue *q, cf__done_item *item, cf_future *f)
 {
-    item->queue = q;
     item->next = NULL;
-    item->listener = (cf__listener){ .notify = notify_done, .data = item };
-    item->watching = f && cf__future_listen(f, &item->listener);
-    if (!item->watching)
+    item->listener = (cf__listener){ .notify = notify_done, .data = q };
+    if (!f || !cf__future_listen(f, &item->listener))
         append(q, item); /* done already (or no future): ready at once */
 }
 
 void cf__done_queue_unwatch(cf__done_item *item, cf_future *f)
 {
-    if (item->watching)
+    if (f) /* a no-op once it fired, or if it was never registered */
         cf__future_unlisten(f, &item->listener);
-    item->watching = false;
 }
 
 int cf__done_queue_pop(cf__done_queue *q, uint64_t deadline, bool help, cf__done_item **item)

@@ -295,13 +295,12 @@ int cf__help_until(cf__event *ev, uint64_t deadline);
 
 typedef struct cf__done_queue cf__done_queue;
 
-/* One watched future's place in the queue; embed it in your own record. */
+/* One watched future's place in the queue; embed it in your own record.
+ * (listener.data is the queue, set by cf__done_queue_watch.) */
 typedef struct cf__done_item cf__done_item;
 struct cf__done_item {
-    cf__listener listener;
+    cf__listener listener; /* first: the notified listener is the item */
     cf__done_item *next;   /* in the queue, under its lock */
-    cf__done_queue *queue;
-    bool watching;         /* the listener was registered */
 };
 
 struct cf__done_queue {
@@ -315,8 +314,8 @@ void cf__done_queue_destroy(cf__done_queue *q);
 /* Append `item` once f is done: at once when it is done already or f is
  * NULL, else from the thread that completes it. */
 void cf__done_queue_watch(cf__done_queue *q, cf__done_item *item, cf_future *f);
-/* Stop watching f (safe after the item was appended): after this the queue
- * no longer touches the item on f's behalf. */
+/* Stop watching f (NULL-safe, and safe after the item was appended): after
+ * this the queue no longer touches the item on f's behalf. */
 void cf__done_queue_unwatch(cf__done_item *item, cf_future *f);
 /* The oldest appended item, waiting until the deadline: 0 and *item, or
  * CF_ETIMEDOUT and NULL. Only call it while an item is still to come.

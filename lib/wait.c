@@ -231,11 +231,11 @@ static void ac_watch_all(cf_as_completed *it)
 {
     for (size_t i = 0; i < it->n; i++) {
         it->slots[i].index = i;
-        if (cf_future_done(it->fs[i])) /* appended now: item.queue is set */
+        if (cf_future_done(it->fs[i])) /* appended now: listener.data is set */
             cf__done_queue_watch(&it->done, &it->slots[i].item, NULL);
     }
     for (size_t i = 0; i < it->n; i++)
-        if (!it->slots[i].item.queue) /* zeroed by calloc: not appended yet */
+        if (!it->slots[i].item.listener.data) /* zeroed by calloc: not appended yet */
             cf__done_queue_watch(&it->done, &it->slots[i].item, it->fs[i]);
 }
 

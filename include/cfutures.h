@@ -386,7 +386,8 @@ typedef struct cf_parallel_opts {
 /* The C loop people reach for TBB's parallel_for or OpenMP for: runs fn over
  * the items [0, n) in chunks of `grain` items and blocks until every chunk
  * has run. The calling thread takes part: it and the workers take the next
- * chunk from a shared counter in turn, so a slower CPU simply runs fewer.
+ * chunks from a shared counter in turn (up to 8 at once while many are left,
+ * one at a time towards the end), so a slower CPU simply runs fewer.
  * On a thread pool, fn runs in the caller and in up to min(max_workers,
  * CPUs - 1) workers at once (one fewer from inside a task of the pool);
  * in and out are the caller's arrays, which fn reads and writes in place.

@@ -5,6 +5,7 @@
 
 #include "cfutures.h"
 
+#include <stdalign.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -340,13 +341,15 @@ typedef struct cf__loop {
     size_t in_size;
     unsigned char *out;
     size_t out_size;
-    atomic_size_t next;  /* the next chunk to take */
     atomic_bool failed;  /* a chunk failed: start no more */
     /* The first failure, written by the thread that set `failed` and read
      * by the caller once every thread has finished with the loop. */
     int fail_status;
     int fail_code;
     char *fail_message; /* owned, or NULL: cf_strerror(fail_code) */
+    /* The next chunk to take, on a line of its own: every thread takes from
+     * it, and the fields above are read at every chunk. */
+    alignas(64) atomic_size_t next;
 } cf__loop;
 
 /* Take and run chunks until none is left or one failed. Any thread; a

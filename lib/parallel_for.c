@@ -1,6 +1,6 @@
 /* cf_parallel_for: a loop over [0, n) in chunks. The executor's op starts
  * helpers on its workers; the caller and the helpers all run cf__loop_work,
- * which takes the next chunk from a shared counter until none is left
+ * which takes the next chunks from a shared counter until none is left
  * (dynamic scheduling: a thread on a slower CPU takes fewer chunks).
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
@@ -10,6 +10,8 @@
 /* Chunks per CPU when the caller leaves the grain to us: enough for a fast
  * CPU to make up for a slow one, few enough that taking one costs nothing. */
 #define CHUNKS_PER_CPU 8
+#define CLAIM_MAX 8       /* chunks taken at once, at most... */
+#define CLAIM_DIVISOR 16  /* ...and at most this fraction of those left */
 
 /* Run chunk c; false when it failed (the first failure is kept). */
 static bool run_chunk(cf__loop *loop, size_t c)
@@ -35,15 +37,32 @@ static bool run_chunk(cf__loop *loop, size_t c)
     return false;
 }
 
+/* How many chunks to take at once: a few while many are left, so that the
+ * threads do not meet on `next` for every chunk, and one at a time towards
+ * the end, so that a slow thread holds up at most a few chunks. */
+static size_t chunks_to_take(size_t left)
+{
+    size_t take = left / CLAIM_DIVISOR;
+    return take < 1 ? 1 : take > CLAIM_MAX ? CLAIM_MAX : take;
+}
+
 void cf__loop_work(cf__loop *loop)
 {
-    /* The load first: `next` then passes `chunks` by at most one per thread,
-     * far from wrapping (n <= SIZE_MAX / 2). */
-    while (!atomic_load_explicit(&loop->failed, memory_order_relaxed) &&
-           atomic_load_explicit(&loop->next, memory_order_relaxed) < loop->chunks) {
-        size_t c = atomic_fetch_add_explicit(&loop->next, 1, memory_order_relaxed);
-        if (c >= loop->chunks || !run_chunk(loop, c))
-            break;
+    /* The load first: `next` then passes `chunks` by at most CLAIM_MAX per
+     * thread, far from wrapping (n <= SIZE_MAX / 2). */
+    for (;;) {
+        size_t first = atomic_load_explicit(&loop->next, memory_order_relaxed);
+        if (first >= loop->chunks || atomic_load_explicit(&loop->failed, memory_order_relaxed))
+            return;
+        size_t take = chunks_to_take(loop->chunks - first);
+        first = atomic_fetch_add_explicit(&loop->next, take, memory_order_relaxed);
+        if (first >= loop->chunks)
+            return;
+        size_t end = loop->chunks - first > take ? first + take : loop->chunks;
+        for (size_t c = first; c < end; c++)
+            if ((c > first && atomic_load_explicit(&loop->failed, memory_order_relaxed)) ||
+                !run_chunk(loop, c))
+                return;
     }
 }
 

@@ -391,13 +391,16 @@ typedef struct cf_parallel_opts {
  * On a thread pool, fn runs in the caller and in up to min(max_workers,
  * CPUs - 1) workers at once (one fewer from inside a task of the pool);
  * in and out are the caller's arrays, which fn reads and writes in place.
+ * After a loop, one idle worker polls for the next one for up to 1 ms (as
+ * TBB's workers do) instead of sleeping at once.
  * Called from a task of the same pool it does not deadlock, even with one
  * worker: the caller runs every chunk that no worker takes.
  * opts may be NULL (no arrays, grain chosen). A chunk fails as a task does
  * (cf_raise in fn); a cf_return_copy in fn is dropped.
  * Returns 0 (also for n = 0, without calling fn), CF_EINVAL (NULL ex or fn;
  * in or out NULL with a nonzero size or set with size 0; n times a size
- * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a process pool: not yet),
+ * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a process pool, for now: its
+ * loop, whose in and out slices cross the pipe, comes with its new core),
  * CF_ENOMEM, CF_ESHUTDOWN or CF_EBROKEN (then fn did not run), or the
  * failing chunk's status (CF_ETASK, ...) with the rest not started (chunks
  * already running finish); then cf_last_error() / cf_last_error_message()

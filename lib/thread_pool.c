@@ -721,8 +721,9 @@ static void worker_main(void *arg)
 /* Nested waits: a task waiting for a future of its own pool helps           */
 /* ------------------------------------------------------------------------ */
 
-/* Poll for a while: true once ev is set or work is queued. As a future's
- * waiter does, busy-wait briefly, then yield. */
+/* Poll for a while: true once ev is set or work is queued. Busy-wait
+ * briefly, then yield: other tasks of the recursion come within
+ * microseconds, and a kick costs the submitter a system call. */
 static bool spin_for_help(thread_pool *pool, cf__event *ev, uint64_t deadline)
 {
     if (!pool->spin)

@@ -276,6 +276,19 @@ typedef struct cf_process_pool_opts {
 CF_API cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts);
 CF_API cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts);
 
+/* Nested parallelism (thread pools). A task or done-callback running on a
+ * thread pool that waits for futures of that same pool (cf_future_result,
+ * cf_future_exception, cf_wait, cf_as_completed_next, cf_map_next,
+ * cf_map_next_batch, cf_parallel_for) runs the pool's queued tasks in its
+ * own thread while it waits, the newest first, as TBB does: a recursive
+ * divide-and-conquer that submits its halves and waits never deadlocks,
+ * even with max_workers = 1 (Python's ThreadPoolExecutor deadlocks), and
+ * its stack grows with the recursion's depth. Hence such a wait may return
+ * later than its timeout, by the rest of the task it was running when the
+ * timeout passed; and a task that waits while it holds a lock may run,
+ * in its thread, another task that takes the same lock. Waiting from any
+ * other thread, or for another executor's futures, only blocks. */
+
 /* Schedule fn(arg). Returns a new future (one reference, yours to release with
  * cf_future_unref), or NULL with cf_last_error(): CF_EINVAL (NULL ex or fn),
  * CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM, CF_ESYSTEM. Never blocks on running tasks. */
@@ -375,19 +388,25 @@ typedef struct cf_map_opts {
     size_t chunksize;  /* 0 or 1: one task per item; else items per task (both backends) */
     double timeout;    /* 0: none; else seconds from the cf_map call, as Python */
     size_t buffersize; /* 0: submit everything at once; else at most this many tasks in flight */
-    size_t arg_size;   /* 0: args[i] passed as values; else args[i] points at arg_size bytes to copy */
+    size_t arg_size;   /* 0: args[i] passed as values; else args[i] points at arg_size
+                          bytes (see cf_map for when they are copied) */
     bool unordered;    /* yield in completion order instead of input order */
 } cf_map_opts;
 
 typedef struct cf_map_iter cf_map_iter;
 /* fn over args[0..n). Submits every task now (buffersize 0), or buffersize
- * tasks now and one more on each cf_map_next. args (and, with arg_size, the
- * bytes args[i] point at) are read when an item is submitted: with buffersize
- * 0 the caller may free them when cf_map returns; with buffersize they must
- * stay valid until cf_map_free. The iterator is the caller's, to release with
- * cf_map_free. NULL with cf_last_error(): CF_EINVAL (NULL ex or fn, args NULL
- * with n > 0, negative timeout, arg_size with NULL args[i]), CF_ESHUTDOWN,
- * CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
+ * tasks now and one more on each cf_map_next.
+ * Lifetime: as Python's map holds its iterable, the iterator uses the args
+ * array (and, with arg_size, the bytes args[i] point at) until cf_map_free:
+ * keep them valid and unchanged until then, whatever the buffersize. On a
+ * thread pool nothing is copied: a task reads its item in the caller's array
+ * and, with arg_size, receives args[i] itself (the caller's bytes, not a
+ * copy). On a process pool the items are copied when their task is
+ * submitted, since they cross to another process.
+ * The iterator is the caller's, to release with cf_map_free. NULL with
+ * cf_last_error(): CF_EINVAL (NULL ex or fn, args NULL with n > 0, negative
+ * timeout, arg_size with NULL args[i]), CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM,
+ * CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
 CF_API cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
                            const cf_map_opts *opts);
 /* Like cf_map over a generator: next_arg(userdata, &arg) returns true and sets
@@ -406,12 +425,28 @@ CF_API cf_map_iter *cf_map_source(cf_executor *ex, cf_fn fn, cf_arg_source next_
  * for a NULL iterator. `value` may be NULL. Blocks until the item is done or
  * the map's timeout passes; with buffersize, first submits one more item. */
 CF_API int cf_map_next(cf_map_iter *it, void **value);
+/* The next results in one go, without a call per item: waits as cf_map_next
+ * does for the next result, then sets *values to an array of *count >= 1
+ * results in input order (completion order when unordered): that one and
+ * the others of the same task (the rest of its chunk) that are not yielded
+ * yet. They count as yielded; the next call goes on after them. The array
+ * and the cf_return_copy results in it stay valid until the next call on the
+ * iterator (cf_map_next, cf_map_next_batch or cf_map_free). Returns 1 with a
+ * batch, 0 at the end, or < 0 with the error cf_map_next would return (the
+ * iteration then stops as it does there); CF_EINVAL for a NULL argument.
+ * *values and *count are set only when it returns 1. Mixes freely with
+ * cf_map_next. Blocks as cf_map_next does. */
+CF_API int cf_map_next_batch(cf_map_iter *it, void *const **values, size_t *count);
 /* The exception of the item whose error cf_map_next last returned (NULL if
  * none or not a task failure); valid until cf_map_free. */
 CF_API const cf_exception *cf_map_exception(cf_map_iter *it);
 /* Cancel whatever has not started and release everything (results included).
- * Does not wait for tasks already running: they finish on their own and their
- * results are dropped. NULL-safe. */
+ * On a thread pool, where the tasks read args in place, it then waits for
+ * the tasks still running (there are some only when the iteration stopped
+ * early: an error, the map's timeout, or a free before the end), so that
+ * args may go as soon as it returns; a task that never ends blocks it. On a
+ * process pool it does not wait: running tasks finish on their own and
+ * their results are dropped. NULL-safe. */
 CF_API void cf_map_free(cf_map_iter *it);
 
 /* ------------------------------------------------------------------------ */
@@ -462,6 +497,50 @@ CF_API int cf_completion_queue_dispatch(cf_completion_queue *q);
  * touching the queue. NULL-safe. Does not block on futures. Not while another
  * thread uses q (a callback of q's own dispatch may call it, see above). */
 CF_API void cf_completion_queue_free(cf_completion_queue *q);
+
+/* ------------------------------------------------------------------------ */
+/* Parallel loops                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* One chunk of a parallel loop. */
+typedef struct cf_range {
+    size_t begin, end;  /* items [begin, end) of the loop */
+    const void *in;     /* item `begin` of opts->in, or NULL */
+    void *out;          /* item `begin` of opts->out, or NULL */
+} cf_range;
+/* Runs fn(ctx, r) on one chunk; r is valid during the call only. */
+typedef void (*cf_range_fn)(void *ctx, const cf_range *r);
+
+typedef struct cf_parallel_opts {
+    size_t grain;                    /* items per chunk; 0: chosen (about 8 chunks per CPU) */
+    const void *in; size_t in_size;  /* optional input array: n items of in_size bytes */
+    void *out; size_t out_size;      /* optional output array: n items of out_size bytes */
+} cf_parallel_opts;
+
+/* The C loop people reach for TBB's parallel_for or OpenMP for: runs fn over
+ * the items [0, n) in chunks of `grain` items and blocks until every chunk
+ * has run. The calling thread takes part: it and the workers take the next
+ * chunks from a shared counter in turn (up to 8 at once while many are left,
+ * one at a time towards the end), so a slower CPU simply runs fewer.
+ * On a thread pool, fn runs in the caller and in up to min(max_workers,
+ * CPUs - 1) workers at once (one fewer from inside a task of the pool);
+ * in and out are the caller's arrays, which fn reads and writes in place.
+ * After a loop, one idle worker polls for the next one for up to 1 ms (as
+ * TBB's workers do) instead of sleeping at once.
+ * Called from a task of the same pool it does not deadlock, even with one
+ * worker: the caller runs every chunk that no worker takes.
+ * opts may be NULL (no arrays, grain chosen). A chunk fails as a task does
+ * (cf_raise in fn); a cf_return_copy in fn is dropped.
+ * Returns 0 (also for n = 0, without calling fn), CF_EINVAL (NULL ex or fn;
+ * in or out NULL with a nonzero size or set with size 0; n times a size
+ * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a process pool, for now: its
+ * loop, whose in and out slices cross the pipe, comes with its new core),
+ * CF_ENOMEM, CF_ESHUTDOWN or CF_EBROKEN (then fn did not run), or the
+ * failing chunk's status (CF_ETASK, ...) with the rest not started (chunks
+ * already running finish); then cf_last_error() / cf_last_error_message()
+ * give the chunk's exception code and message. Blocks. */
+CF_API int cf_parallel_for(cf_executor *ex, size_t n, cf_range_fn fn, void *ctx,
+                           const cf_parallel_opts *opts);
 
 /* ------------------------------------------------------------------------ */
 /* Scoped executors (GCC and Clang)                                          */

@@ -15,7 +15,8 @@ uint64_t cf__deadline(double timeout)
 
 int cf__event_init(cf__event *ev)
 {
-    ev->set = false;
+    atomic_init(&ev->set, false);
+    ev->kicked = false;
     if (uv_mutex_init(&ev->mutex) != 0)
         return CF_ESYSTEM;
     if (uv_cond_init(&ev->cond) != 0) {
@@ -34,7 +35,7 @@ void cf__event_destroy(cf__event *ev)
 void cf__event_set(cf__event *ev)
 {
     uv_mutex_lock(&ev->mutex);
-    ev->set = true;
+    atomic_store_explicit(&ev->set, true, memory_order_release);
     uv_cond_signal(&ev->cond);
     uv_mutex_unlock(&ev->mutex);
 }
@@ -56,7 +57,7 @@ int cf__event_wait(cf__event *ev, uint64_t deadline)
 {
     int rc = 0;
     uv_mutex_lock(&ev->mutex);
-    while (!ev->set) {
+    while (!atomic_load_explicit(&ev->set, memory_order_relaxed)) {
         if (!cf__cond_wait_until(&ev->cond, &ev->mutex, deadline)) {
             rc = CF_ETIMEDOUT; /* a set racing the deadline was seen above */
             break;

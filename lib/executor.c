@@ -11,8 +11,7 @@ static const char forked_message[] =
     "this executor belongs to the parent process: this process is a fork() child, which "
     "has none of its workers";
 
-/* Whether ex was made before this process was forked off its parent. */
-static bool forked_copy(const cf_executor *ex)
+bool cf__executor_forked(const cf_executor *ex)
 {
     return ex->fork_generation != cf__fork_generation();
 }
@@ -29,7 +28,7 @@ int cf__executor_init(cf_executor *ex, const cf__executor_ops *ops)
 
 cf_future *cf__submit_call(cf_executor *ex, cf__call *call)
 {
-    if (forked_copy(ex)) {
+    if (cf__executor_forked(ex)) {
         cf__call_clear(call);
         return cf__fail_msg(CF_EBROKEN, "%s", forked_message);
     }
@@ -90,7 +89,7 @@ int cf_executor_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
 {
     if (!ex)
         return CF_EINVAL;
-    if (forked_copy(ex))
+    if (cf__executor_forked(ex))
         return CF_EBROKEN;
     hold(ex); /* a cancel's done-callback may free ex */
     int rc = ex->ops->shutdown(ex, wait, cancel_futures);
@@ -104,7 +103,7 @@ static int signal_workers(cf_executor *ex, int signum)
         return CF_EINVAL;
     if (!ex->ops->signal_workers)
         return CF_ENOTSUP;
-    if (forked_copy(ex))
+    if (cf__executor_forked(ex))
         return CF_EBROKEN;
     hold(ex);
     int rc = ex->ops->signal_workers(ex, signum);
@@ -130,7 +129,7 @@ void cf_executor_free(cf_executor *ex)
      * the outer call finishes the job. */
     if (atomic_exchange(&ex->releasing, true))
         return;
-    if (forked_copy(ex))
+    if (cf__executor_forked(ex))
         ex->ops->forget(ex);
     else if (ex->ops->release(ex))
         cf__executor_unhold(ex); /* the user's hold */
@@ -140,7 +139,7 @@ int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out)
 {
     if (!ex || !out)
         return CF_EINVAL;
-    if (forked_copy(ex))
+    if (cf__executor_forked(ex))
         return CF_EBROKEN;
     memset(out, 0, sizeof *out);
     ex->ops->stats(ex, out);

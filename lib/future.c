@@ -180,14 +180,16 @@ static void notify_listeners_locked(cf_future *f)
 
 /* The callbacks taken off a future that just completed. */
 typedef struct callback_list {
-    cf__callback first;
+    cf_done_fn first_fn;
+    void *first_userdata;
     cf__callback *rest;
 } callback_list;
 
 static callback_list detach_callbacks_locked(cf_future *f)
 {
-    callback_list list = { f->first_callback, f->callbacks };
-    memset(&f->first_callback, 0, sizeof f->first_callback);
+    callback_list list = { f->first_fn, f->first_userdata, f->callbacks };
+    f->first_fn = NULL;
+    f->first_userdata = NULL;
     f->callbacks = NULL;
     return list;
 }
@@ -196,10 +198,10 @@ static callback_list detach_callbacks_locked(cf_future *f)
  * a callback drops the last one its owner had. */
 static void run_callbacks(cf_future *f, callback_list list)
 {
-    if (!list.first.fn)
+    if (!list.first_fn)
         return;
     cf_future_ref(f);
-    list.first.fn(f, list.first.userdata);
+    list.first_fn(f, list.first_userdata);
     cf__callback *cb = list.rest;
     while (cb) {
         cf__callback *next = cb->next;
@@ -220,9 +222,9 @@ int cf_future_add_done_callback(cf_future *f, cf_done_fn cb, void *userdata)
         cb(f, userdata);
         return 0;
     }
-    if (!f->first_callback.fn) {
-        f->first_callback.fn = cb;
-        f->first_callback.userdata = userdata;
+    if (!f->first_fn) {
+        f->first_fn = cb;
+        f->first_userdata = userdata;
     } else {
         cf__callback *node = cf__malloc(sizeof *node);
         if (!node) {
@@ -415,18 +417,22 @@ int cf__future_set_outcome(cf_future *f, cf__outcome *out)
 
 /* A pool's completion usually arrives within microseconds of the request on
  * a multi-core machine; spinning that long is cheaper than parking on a
- * condition variable (two system calls and a wake-up). The pause phase is
- * short so that, on a busy machine where the worker shares our CPU, we soon
- * yield it; process-pool futures only yield (the manager thread and the
- * workers need the CPUs more than we do). */
-#define SPIN_PAUSE_NS 2000u  /* busy-wait with a CPU pause */
-#define SPIN_YIELD_NS 50000u /* then yield the CPU until this much has passed */
+ * condition variable (two system calls and a wake-up). A thread pool's
+ * waiter busy-waits briefly, then parks: yielding in a loop instead kept its
+ * CPU from the workers whenever they were all busy (a waiting main thread
+ * halved a nested recursion's speed on two CPUs, and made round trips slower
+ * too). Process-pool futures only yield, for longer: their completions come
+ * after a pipe round trip, and the manager thread and the workers need the
+ * CPUs more than we do. */
+#define SPIN_PAUSE_NS 2000u  /* thread pool: busy-wait with a CPU pause this long */
+#define SPIN_YIELD_NS 50000u /* process pool: yield the CPU until this much has passed */
 
 static bool spin_until_done(cf_future *f, uint64_t deadline)
 {
     if (f->spin_wait == CF__SPIN_NONE || cf__cpu_count() < 2)
         return false;
-    uint64_t pause_ns = f->spin_wait == CF__SPIN_PAUSE ? SPIN_PAUSE_NS : 0;
+    bool pause = f->spin_wait == CF__SPIN_PAUSE;
+    uint64_t limit = pause ? SPIN_PAUSE_NS : SPIN_YIELD_NS;
     uint64_t start = uv_hrtime();
     for (;;) {
         for (int i = 0; i < 64; i++) {
@@ -435,9 +441,9 @@ static bool spin_until_done(cf_future *f, uint64_t deadline)
             cf__cpu_relax();
         }
         uint64_t now = uv_hrtime();
-        if (now >= deadline || now - start >= SPIN_YIELD_NS)
+        if (now >= deadline || now - start >= limit)
             return false;
-        if (now - start >= pause_ns)
+        if (!pause)
             sched_yield();
     }
 }
@@ -454,8 +460,18 @@ int cf__future_wait_done(cf_future *f, uint64_t deadline)
         return 0;
     if (deadline != CF__NO_DEADLINE && uv_hrtime() >= deadline)
         return CF_ETIMEDOUT;
-    if (spin_until_done(f, deadline))
+    /* A task of f's own pool runs queued tasks instead, at first without
+     * registering anything: f is most often among them. */
+    bool help = cf__wait_helps(f);
+    if (help) {
+        while (!cf__state_done(cf__future_state(f)) && cf__help_once())
+            if (deadline != CF__NO_DEADLINE && uv_hrtime() >= deadline)
+                return cf__state_done(cf__future_state(f)) ? 0 : CF_ETIMEDOUT;
+        if (cf__state_done(cf__future_state(f)))
+            return 0;
+    } else if (spin_until_done(f, deadline)) {
         return 0;
+    }
 
     cf__event ev;
     int rc = cf__event_init(&ev);
@@ -463,7 +479,7 @@ int cf__future_wait_done(cf_future *f, uint64_t deadline)
         return rc;
     cf__listener l = { .notify = notify_event, .data = &ev };
     if (cf__future_listen(f, &l)) {
-        rc = cf__event_wait(&ev, deadline);
+        rc = help ? cf__help_until(&ev, deadline) : cf__event_wait(&ev, deadline);
         /* Also after it fired: this waits until the notifier let go of ev. */
         cf__future_unlisten(f, &l);
         if (rc == CF_ETIMEDOUT && cf__state_done(cf__future_state(f)))

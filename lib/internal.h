@@ -5,6 +5,7 @@
 
 #include "cfutures.h"
 
+#include <stdalign.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -54,11 +55,13 @@ uint64_t cf__deadline(double timeout);
  * be spurious: the caller loops on its own condition, which it checks first. */
 bool cf__cond_wait_until(uv_cond_t *cond, uv_mutex_t *mutex, uint64_t deadline);
 
-/* A one-shot wake-up another thread can wait on with a deadline. */
+/* A one-shot wake-up another thread can wait on with a deadline. `set` is
+ * written under the mutex and may be read without it. */
 typedef struct cf__event {
     uv_mutex_t mutex;
     uv_cond_t cond;
-    bool set;
+    atomic_bool set;
+    bool kicked; /* under the mutex: a thread pool wants the waiter (cf__help_until) */
 } cf__event;
 int cf__event_init(cf__event *ev); /* 0 or CF_ESYSTEM */
 void cf__event_destroy(cf__event *ev);
@@ -85,22 +88,39 @@ void cf__run_call(cf_fn fn, void *arg, cf__outcome *out);
 /* Free what an outcome owns (copy, message), leaving it zeroed. */
 void cf__outcome_clear(cf__outcome *out);
 
+typedef struct cf__chunk_result cf__chunk_result;
+
 /* What a future asks an executor to run. Embedded in the future: a submit
  * makes no allocation beyond the future (and the copied bytes, if any). */
 typedef struct cf__call {
     cf_fn fn;
-    void *arg;        /* a value, or (arg_size > 0) points at arg_size owned bytes */
-    size_t arg_size;  /* 0: arg is a value */
+    void *arg;        /* one call: a value, or (arg_size > 0) arg_size owned bytes.
+                         A chunk: the owned block items or item_bytes point into,
+                         or NULL when items is the caller's own array (executors
+                         whose tasks run in this process) */
+    size_t arg_size;  /* 0: arg (or each item) is a value */
     size_t count;     /* 0: one call fn(arg). > 0: a map chunk of `count` items */
-    void **items;     /* chunk: count values, or (arg_size > 0) NULL and... */
-    unsigned char *item_bytes; /* ...count * arg_size owned bytes */
+    void *const *items; /* chunk: count values, or (arg_size > 0) NULL and... */
+    union {
+        unsigned char *item_bytes; /* ...count * arg_size bytes */
+        /* A chunk of values (arg_size 0): where its results go, one reference
+         * to a header of its map's cf__chunk_block; NULL: a block of its own. */
+        cf__chunk_result *into;
+    };
 } cf__call;
 
-/* Free what a call owns (the copied argument bytes, the chunk's arrays). */
+/* Call fn(ctx, r) with cf_raise bound to `out` (a cf_return_copy made there
+ * is dropped): returns out->status, 0 or CF_ETASK with out->code and
+ * out->message set. */
+int cf__run_range(cf_range_fn fn, void *ctx, const cf_range *r, cf__outcome *out);
+
+/* Free what a call owns (the copied argument bytes, the chunk's block). */
 void cf__call_clear(cf__call *call);
 
+typedef struct cf__chunk_block cf__chunk_block;
+
 /* The result of a map chunk: items run in order until one fails. */
-typedef struct cf__chunk_result {
+struct cf__chunk_result {
     size_t capacity;     /* items the chunk has room for */
     size_t count;        /* items that returned (the whole chunk, or up to the failure) */
     void **values;       /* count results; a copy result points at its bytes */
@@ -110,12 +130,37 @@ typedef struct cf__chunk_result {
     cf_exception fail;   /* its exception when fail_status != 0; .message points at
                             fail_message, or at a static string when that is NULL */
     char *fail_message;  /* owned, or NULL */
-} cf__chunk_result;
+    cf__chunk_block *block; /* NULL: values are allocated with it; else it is a
+                               header of this shared block (and values too) */
+};
 
-/* Run a chunk call (call->count > 0) in this thread. NULL when out of memory. */
-cf__chunk_result *cf__run_chunk(const cf__call *call);
-cf__chunk_result *cf__chunk_result_new(size_t capacity); /* zeroed, values allocated */
-void cf__chunk_result_free(void *chunk);                 /* a cf__chunk_result */
+/* A map's chunk results in one allocation (thread pools, buffersize 0): a
+ * header per chunk, then the values of every chunk. One block instead of a
+ * few kilobytes per chunk keeps malloc from trimming and refaulting its heap
+ * as chunks come and go. The map holds a reference and each chunk's call
+ * another, which goes with the chunk's result; the last one frees it. */
+struct cf__chunk_block {
+    atomic_size_t refs;
+    size_t chunks;
+    cf__chunk_result *results; /* `chunks` headers, zeroed but for values,
+                                  capacity and block */
+};
+/* For n items in chunks of chunksize (> 0), one reference; NULL when out of
+ * memory or too big. */
+cf__chunk_block *cf__chunk_block_new(size_t n, size_t chunksize);
+/* Chunk k's header, with one more reference (for its call). */
+cf__chunk_result *cf__chunk_block_take(cf__chunk_block *b, size_t k);
+void cf__chunk_block_unref(cf__chunk_block *b); /* NULL-safe */
+
+/* Run a chunk call (call->count > 0) in this thread; the call's `into`
+ * reference, if any, goes with the result. NULL when out of memory. */
+cf__chunk_result *cf__run_chunk(cf__call *call);
+/* Zeroed but for values, which is allocated with it (one block) and written
+ * up to count. NULL when out of memory. */
+cf__chunk_result *cf__chunk_result_new(size_t capacity);
+/* Free a cf__chunk_result (or, for a header of a block, what it owns and
+ * its reference to the block). */
+void cf__chunk_result_free(void *chunk);
 /* Record that item `count` failed; takes `message` (may be NULL: cf_strerror(code)). */
 void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
                            int signal, int exit_status);
@@ -133,7 +178,7 @@ int cf__chunk_result_add_copy(cf__chunk_result *chunk, void *bytes, size_t size)
 enum {
     CF__SPIN_NONE = 0,  /* futures made by cf_future_new: completed by anyone */
     CF__SPIN_PAUSE = 1, /* thread pool: completions come within microseconds
-                           from another CPU; busy-wait, then yield */
+                           from another CPU; busy-wait briefly, then park */
     CF__SPIN_YIELD = 2, /* process pool: completions come after a pipe round
                            trip through the manager thread; only yield */
 };
@@ -178,14 +223,17 @@ struct cf_future {
     void (*owned_free)(void *);
     size_t result_size;        /* cf_future_result_size */
     cf_exception *exception;   /* when status != 0 */
-    cf__callback first_callback; /* inline: most futures have at most one */
-    cf__callback *callbacks;   /* the rest, in order (first_callback.fn set first) */
+    cf_done_fn first_fn;       /* inline: most futures have at most one callback */
+    void *first_userdata;
+    cf__callback *callbacks;   /* the rest, in order (first_fn set first) */
     cf__listener *listeners;   /* doubly linked, unordered */
 
     /* Executor side: what to run, and the backend's links. */
     cf__call call;
     cf_future *queue_next;     /* intrusive queue link, backend-owned */
-    uint64_t backend_id;       /* backend-owned (process pool: task id) */
+    cf_future *queue_prev;     /* thread pool: the FIFO is linked both ways */
+    uint64_t backend_id;       /* backend-owned (process pool: task id; thread
+                                  pool: the pool, see cf__wait_helps) */
 };
 
 /* A new pending future with `refs` references (the caller's, plus the
@@ -220,12 +268,105 @@ static inline bool cf__state_done(cf__state s)
 }
 
 /* ------------------------------------------------------------------------ */
+/* thread_pool.c: nested waits (API.md "Nested parallelism")                 */
+/* ------------------------------------------------------------------------ */
+
+/* The thread pool whose worker this thread is, or NULL. */
+extern _Thread_local cf_executor *cf__worker_pool __attribute__((tls_model("initial-exec")));
+
+/* Whether this thread, waiting for f, should run queued tasks meanwhile: it
+ * is a worker of the thread pool f was submitted to. (Only the thread pool
+ * spins with CF__SPIN_PAUSE, and it stores itself in backend_id.) */
+static inline bool cf__wait_helps(const cf_future *f)
+{
+    cf_executor *pool = cf__worker_pool;
+    return pool && f->spin_wait == CF__SPIN_PAUSE && f->backend_id == (uintptr_t)pool;
+}
+
+/* In a worker of a thread pool: run the newest of the pool's queued tasks;
+ * false when none is queued. */
+bool cf__help_once(void);
+/* In a worker of a thread pool: run the pool's queued tasks, newest first,
+ * until ev is set or the deadline passes (a task already started runs to
+ * its end); then 0 if ev is set, else CF_ETIMEDOUT, as cf__event_wait. */
+int cf__help_until(cf__event *ev, uint64_t deadline);
+
+/* ------------------------------------------------------------------------ */
+/* done_queue.c: futures in completion order (as_completed, unordered map)   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cf__done_queue cf__done_queue;
+
+/* One watched future's place in the queue; embed it in your own record.
+ * (listener.data is the queue, set by cf__done_queue_watch.) */
+typedef struct cf__done_item cf__done_item;
+struct cf__done_item {
+    cf__listener listener; /* first: the notified listener is the item */
+    cf__done_item *next;   /* in the queue, under its lock */
+};
+
+struct cf__done_queue {
+    cf__event ready; /* its mutex guards the list; `set` while the list is not empty */
+    cf__done_item *head, *tail;
+};
+
+int cf__done_queue_init(cf__done_queue *q); /* 0 or CF_ESYSTEM */
+/* Every watched item must have been unwatched (or popped) first. */
+void cf__done_queue_destroy(cf__done_queue *q);
+/* Append `item` once f is done: at once when it is done already or f is
+ * NULL, else from the thread that completes it. */
+void cf__done_queue_watch(cf__done_queue *q, cf__done_item *item, cf_future *f);
+/* Stop watching f (NULL-safe, and safe after the item was appended): after
+ * this the queue no longer touches the item on f's behalf. */
+void cf__done_queue_unwatch(cf__done_item *item, cf_future *f);
+/* The oldest appended item, waiting until the deadline: 0 and *item, or
+ * CF_ETIMEDOUT and NULL. Only call it while an item is still to come.
+ * help: this thread is a worker of a thread pool the watched futures belong
+ * to, and runs its queued tasks while it waits (cf__help_until). */
+int cf__done_queue_pop(cf__done_queue *q, uint64_t deadline, bool help, cf__done_item **item);
+/* Forget every appended item (unwatch the futures first). */
+void cf__done_queue_clear(cf__done_queue *q);
+
+/* ------------------------------------------------------------------------ */
+/* parallel_for.c: a loop whose chunks the caller and the workers share     */
+/* ------------------------------------------------------------------------ */
+
+/* cf_parallel_for's loop: chunk c covers items [c * grain, min((c + 1) *
+ * grain, n)). Whoever takes part calls cf__loop_work, which takes chunks
+ * from `next` until none is left, so a slow thread takes fewer. */
+typedef struct cf__loop {
+    cf_range_fn fn;
+    void *ctx;
+    size_t n, grain, chunks;
+    const unsigned char *in;
+    size_t in_size;
+    unsigned char *out;
+    size_t out_size;
+    atomic_bool failed;  /* a chunk failed: start no more */
+    /* The first failure, written by the thread that set `failed` and read
+     * by the caller once every thread has finished with the loop. */
+    int fail_status;
+    int fail_code;
+    char *fail_message; /* owned, or NULL: cf_strerror(fail_code) */
+    /* The next chunk to take, on a line of its own: every thread takes from
+     * it, and the fields above are read at every chunk. */
+    alignas(64) atomic_size_t next;
+} cf__loop;
+
+/* Take and run chunks until none is left or one failed. Any thread; a
+ * worker may run it as a task. */
+void cf__loop_work(cf__loop *loop);
+
+/* ------------------------------------------------------------------------ */
 /* executor.c: the backend ops and what every backend shares                 */
 /* ------------------------------------------------------------------------ */
 
 /* A backend fills one const cf__executor_ops with designated initializers. */
 typedef struct cf__executor_ops {
     const char *name;
+    /* Tasks run in this process: a call may point into the caller's memory
+     * (cf_map's chunks borrow its args array) instead of copying it. */
+    bool in_process;
     /* Queue f (f->call says what to run). On success the executor owns one
      * reference to f, counted by the caller, and releases it once the future
      * is done. Must not block on running tasks. Returns 0, CF_ESHUTDOWN,
@@ -252,6 +393,14 @@ typedef struct cf__executor_ops {
     void (*forget)(cf_executor *ex);
     /* cf_executor_stats_get (out zeroed): never blocks on tasks. */
     void (*stats)(cf_executor *ex, cf_executor_stats *out);
+    /* cf_parallel_for: run the loop (loop->chunks >= 1) with the calling
+     * thread taking part (cf__loop_work), and return once no thread works on
+     * it any more. Blocks on the chunks; from one of the executor's own
+     * threads it must not deadlock. Returns 0 (a chunk's failure is recorded
+     * in the loop), or before running anything CF_ESHUTDOWN, CF_EBROKEN,
+     * CF_ENOMEM. NULL: not supported (CF_ENOTSUP); the process pool's comes
+     * with its new core. */
+    int (*parallel_for)(cf_executor *ex, cf__loop *loop);
 } cf__executor_ops;
 
 /* Every backend's executor struct starts with this. */
@@ -264,6 +413,10 @@ struct cf_executor {
      * let go destroys it. */
     atomic_int holds;
 };
+
+/* Whether ex was made before this process was fork()ed off its parent: its
+ * threads and workers stayed there (calls fail with CF_EBROKEN). */
+bool cf__executor_forked(const cf_executor *ex);
 
 /* Drop a hold (see struct cf_executor); the last one destroys ex. */
 void cf__executor_unhold(cf_executor *ex);

@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* initial-exec: a plain %fs-relative load instead of a __tls_get_addr call
@@ -94,6 +95,19 @@ void cf__run_call(cf_fn fn, void *arg, cf__outcome *out)
     outcome_settle(out, ret);
 }
 
+int cf__run_range(cf_range_fn fn, void *ctx, const cf_range *r, cf__outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    cf__outcome *outer = current;
+    current = out;
+    fn(ctx, r);
+    current = outer;
+    cf__free(out->copy); /* a loop's chunk has no result */
+    out->copy = NULL;
+    out->size = 0;
+    return out->status;
+}
+
 void cf__outcome_clear(cf__outcome *out)
 {
     cf__free(out->copy);
@@ -103,25 +117,62 @@ void cf__outcome_clear(cf__outcome *out)
 
 void cf__call_clear(cf__call *call)
 {
-    if (call->count == 0 && call->arg_size > 0)
+    if (call->count > 0 || call->arg_size > 0) /* owned bytes, or a chunk's block */
         cf__free(call->arg);
-    cf__free(call->items);
-    cf__free(call->item_bytes);
+    if (call->count > 0 && call->arg_size == 0 && call->into) /* it never ran */
+        cf__chunk_result_free(call->into);
     memset(call, 0, sizeof *call);
 }
 
 cf__chunk_result *cf__chunk_result_new(size_t capacity)
 {
-    cf__chunk_result *chunk = cf__calloc(1, sizeof *chunk);
+    if (capacity > (SIZE_MAX - sizeof(cf__chunk_result)) / sizeof(void *))
+        return NULL;
+    /* One block; the values are not zeroed (a chunk writes each one it
+     * counts), which saves touching a page per 512 items twice. */
+    cf__chunk_result *chunk = cf__malloc(sizeof *chunk + capacity * sizeof(void *));
     if (!chunk)
         return NULL;
-    chunk->values = cf__calloc(capacity, sizeof *chunk->values);
-    if (!chunk->values) {
-        cf__free(chunk);
-        return NULL;
-    }
+    memset(chunk, 0, sizeof *chunk);
+    chunk->values = (void **)(chunk + 1);
     chunk->capacity = capacity;
     return chunk;
+}
+
+cf__chunk_block *cf__chunk_block_new(size_t n, size_t chunksize)
+{
+    size_t chunks = n / chunksize + (n % chunksize != 0);
+    size_t headers = sizeof(cf__chunk_block) + chunks * sizeof(cf__chunk_result);
+    if (chunks > SIZE_MAX / 2 / sizeof(cf__chunk_result) || n > (SIZE_MAX / 2) / sizeof(void *))
+        return NULL;
+    /* The values are not zeroed: a chunk writes each one it counts. */
+    cf__chunk_block *b = cf__malloc(headers + n * sizeof(void *));
+    if (!b)
+        return NULL;
+    memset(b, 0, headers);
+    atomic_init(&b->refs, 1);
+    b->chunks = chunks;
+    b->results = (cf__chunk_result *)(b + 1);
+    void **values = (void **)((unsigned char *)b + headers);
+    for (size_t k = 0; k < chunks; k++) {
+        cf__chunk_result *r = &b->results[k];
+        r->values = values + k * chunksize;
+        r->capacity = n - k * chunksize < chunksize ? n - k * chunksize : chunksize;
+        r->block = b;
+    }
+    return b;
+}
+
+cf__chunk_result *cf__chunk_block_take(cf__chunk_block *b, size_t k)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return &b->results[k];
+}
+
+void cf__chunk_block_unref(cf__chunk_block *b)
+{
+    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        cf__free(b);
 }
 
 void cf__chunk_result_free(void *p)
@@ -134,11 +185,13 @@ void cf__chunk_result_free(void *p)
             if (chunk->is_copy[i])
                 cf__free(chunk->values[i]);
     }
-    cf__free(chunk->values);
     cf__free(chunk->sizes);
     cf__free(chunk->is_copy);
     cf__free(chunk->fail_message);
-    cf__free(chunk);
+    if (chunk->block)
+        cf__chunk_block_unref(chunk->block);
+    else
+        cf__free(chunk);
 }
 
 void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
@@ -206,11 +259,15 @@ static bool chunk_settle_item(cf__chunk_result *chunk, cf__outcome *out, void *r
 
 /* The outcome stays bound for the whole chunk and is looked at only when an
  * item raised or made a copy: the plain path costs one call and one store. */
-cf__chunk_result *cf__run_chunk(const cf__call *call)
+cf__chunk_result *cf__run_chunk(cf__call *call)
 {
-    cf__chunk_result *chunk = cf__chunk_result_new(call->count);
-    if (!chunk)
+    cf__chunk_result *chunk;
+    if (call->arg_size == 0 && call->into) {
+        chunk = call->into; /* its map's: the reference goes with the result */
+        call->into = NULL;
+    } else if (!(chunk = cf__chunk_result_new(call->count))) {
         return NULL;
+    }
     cf__outcome out;
     memset(&out, 0, sizeof out);
     cf__outcome *outer = current;

@@ -34,6 +34,24 @@
  * Threads start lazily, as in Python's _adjust_thread_count: a submit starts
  * one only if no worker is idle and fewer than max_workers run.
  *
+ * Tasks that submit tasks (once every thread runs): the future goes to the
+ * submitting worker's own deque instead, which that worker takes newest
+ * first and idle workers steal from oldest first, as TBB does; a recursion
+ * then stays on its worker, and the workers do not all meet on the inbox
+ * and pop_lock for every task. A deque push checks the inbox's closed bit
+ * under the deque's lock, so shutdown, which closes the inbox first, finds
+ * every accepted future in a deque or the queue.
+ *
+ * Nested waits (API.md "Nested parallelism"): a task that waits for a
+ * future of its own pool runs the pool's queued tasks meanwhile, newest
+ * first (its deque's newest, else the inbox's head, else the FIFO's tail:
+ * the FIFO is linked both ways; else it steals), so a recursion that waits
+ * for its halves needs no free worker and its stack grows with the
+ * recursion's depth. With nothing left to run, it parks on the event of
+ * what it waits for, listed in `parked`; a submit that finds no polling or
+ * sleeping worker kicks one of them (the same seq_cst pairing as for
+ * `sleepers`, on `helpers_parked`).
+ *
  * Never is a pool lock held while user code runs or a future completes.
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
@@ -47,7 +65,10 @@
 #define MAX_DEFAULT_WORKERS 32
 #define THREAD_NAME_MAX 15 /* Linux: 16 bytes with the NUL */
 #define SPIN_NS 30000u     /* how long an idle worker polls before parking */
+#define LOOP_LINGER_NS 1000000u /* ...and after a parallel loop (see spin_for_work) */
 #define INBOX_CLOSED ((uintptr_t)1) /* low bit of inbox: no more pushes */
+#define HELP_PAUSE_NS 2000u /* a waiting task with nothing to run busy-waits... */
+#define HELP_SPIN_NS 50000u /* ...then yields the CPU until this much has passed */
 
 typedef struct thread_pool {
     /* Read-mostly: polled by idle workers. */
@@ -87,15 +108,48 @@ typedef struct thread_pool {
 
     alignas(64) atomic_int sleepers; /* workers parked (or about to) on wake */
     atomic_int spinning;             /* workers polling the queue (usually 0 or 1) */
+    atomic_int helpers_parked;       /* waiting tasks parked in `parked` */
     uv_sem_t wake;
+    uv_mutex_t helper_lock;          /* guards `parked` */
+    struct parked_helper *parked;
 
     alignas(64) atomic_int idle; /* workers looking for work, not claimed by a submit */
+    atomic_uint_least64_t linger_until; /* uv_hrtime(): poll until then (loops) */
 
     alignas(64) atomic_bool pop_lock; /* a spin lock, workers only: held for a few loads */
     _Atomic(cf_future *) fifo;        /* FIFO, changed under pop_lock */
+    cf_future *fifo_tail;             /* under pop_lock */
+
+    /* Workers' deques: max_workers slots, each set once by its worker. */
+    alignas(64) struct worker_deque *_Atomic *deques;
+    atomic_int ndeques; /* slots claimed */
 } thread_pool;
 
+/* A worker's queue of the tasks its own tasks submit: it pushes and takes at
+ * the newest end, idle workers steal at the oldest (queue_next points to the
+ * newer neighbour, queue_prev to the older). */
+typedef struct worker_deque {
+    alignas(64) atomic_bool lock; /* a spin lock, held for a few pointer moves */
+    atomic_size_t size;           /* changed under the lock, read without it */
+    cf_future *oldest, *newest;
+} worker_deque;
+
+/* A task waiting for `ev` with nothing to run, in pool->parked. */
+typedef struct parked_helper {
+    struct parked_helper *prev, *next;
+    cf__event *ev;
+    bool listed; /* under helper_lock */
+} parked_helper;
+
 static const cf__executor_ops thread_pool_ops;
+
+/* The pool whose worker this thread is (NULL elsewhere): shutdown(wait) from
+ * one of the pool's own tasks must not join the thread it runs on, and its
+ * waits help (cf__wait_helps). */
+_Thread_local cf_executor *cf__worker_pool __attribute__((tls_model("initial-exec")));
+
+/* This worker's deque (NULL elsewhere, or when it could not be made). */
+static _Thread_local worker_deque *my_deque __attribute__((tls_model("initial-exec")));
 
 /* What one worker thread counts for cf_executor_stats_get, in a cache line
  * of its own. Only that thread writes it (plain loads and stores: no atomic
@@ -103,8 +157,10 @@ static const cf__executor_ops thread_pool_ops;
 typedef struct worker_stats {
     alignas(64) thread_pool *pool;
     atomic_ullong completed, failed, cancelled;
-    atomic_size_t running; /* its tasks under way */
+    atomic_size_t running; /* its tasks under way (a waiting task runs nested ones) */
 } worker_stats;
+
+static _Thread_local worker_stats *my_stats __attribute__((tls_model("initial-exec")));
 
 static void bump(atomic_ullong *counter)
 {
@@ -112,10 +168,17 @@ static void bump(atomic_ullong *counter)
                           memory_order_relaxed);
 }
 
-/* The pool whose worker this thread is (NULL elsewhere): shutdown(wait) from
- * one of the pool's own tasks must not join the thread it runs on. */
-static _Thread_local thread_pool *current_pool;
-static _Thread_local worker_stats *current_stats;
+static void add_running(worker_stats *ws, size_t delta)
+{
+    atomic_store_explicit(&ws->running,
+                          atomic_load_explicit(&ws->running, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+}
+
+static bool is_worker_of(const thread_pool *pool)
+{
+    return cf__worker_pool == &pool->base;
+}
 
 static const char broken_message[] =
     "A thread initializer failed, the thread pool is not usable anymore";
@@ -124,12 +187,13 @@ static const char broken_message[] =
 /* Queue                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* The pop lock guards a few pointer moves (and, amortised, the reversal of
- * a batch); a futex-based mutex would put contending workers to sleep. */
-static void pop_lock(thread_pool *pool)
+/* The pop lock and the deques' locks guard a few pointer moves (and,
+ * amortised, the reversal of a batch); a futex-based mutex would put
+ * contending workers to sleep. */
+static void spin_lock(atomic_bool *lock)
 {
-    while (atomic_exchange_explicit(&pool->pop_lock, true, memory_order_acquire)) {
-        for (int i = 0; atomic_load_explicit(&pool->pop_lock, memory_order_relaxed); i++) {
+    while (atomic_exchange_explicit(lock, true, memory_order_acquire)) {
+        for (int i = 0; atomic_load_explicit(lock, memory_order_relaxed); i++) {
             cf__cpu_relax();
             if (i == 64) { /* the holder may have been preempted */
                 sched_yield();
@@ -139,9 +203,19 @@ static void pop_lock(thread_pool *pool)
     }
 }
 
+static void spin_unlock(atomic_bool *lock)
+{
+    atomic_store_explicit(lock, false, memory_order_release);
+}
+
+static void pop_lock(thread_pool *pool)
+{
+    spin_lock(&pool->pop_lock);
+}
+
 static void pop_unlock(thread_pool *pool)
 {
-    atomic_store_explicit(&pool->pop_lock, false, memory_order_release);
+    spin_unlock(&pool->pop_lock);
 }
 
 /* Push f unless the inbox is closed: true if pushed. */
@@ -165,62 +239,248 @@ static void inbox_close(thread_pool *pool)
 }
 
 /* The FIFO first: it is the workers' own line, the inbox the submitters'. */
-static bool queue_nonempty(thread_pool *pool, memory_order order)
+static bool shared_nonempty(thread_pool *pool, memory_order order)
 {
     return atomic_load_explicit(&pool->fifo, order) != NULL ||
            (atomic_load_explicit(&pool->inbox, order) & ~INBOX_CLOSED) != 0;
 }
 
-/* Take the inbox (keeping its closed bit) and return it in submission order. */
-static cf_future *inbox_take_fifo(thread_pool *pool)
+static bool deques_nonempty(thread_pool *pool, memory_order order)
+{
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        worker_deque *d = atomic_load_explicit(&pool->deques[i], memory_order_acquire);
+        if (d && atomic_load_explicit(&d->size, order) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether any work is queued, in the shared queue or a deque. */
+static bool queue_nonempty(thread_pool *pool, memory_order order)
+{
+    return shared_nonempty(pool, order) || deques_nonempty(pool, order);
+}
+
+/* Take the inbox (keeping its closed bit) and return it in submission order,
+ * linked both ways; *tail gets the newest. */
+static cf_future *inbox_take_fifo(thread_pool *pool, cf_future **tail)
 {
     uintptr_t head = atomic_load_explicit(&pool->inbox, memory_order_relaxed);
     while ((head & ~INBOX_CLOSED) != 0 &&
            !atomic_compare_exchange_weak_explicit(&pool->inbox, &head, head & INBOX_CLOSED,
                                                   memory_order_acquire, memory_order_relaxed))
         ;
-    cf_future *list = (cf_future *)(head & ~INBOX_CLOSED);
+    cf_future *list = (cf_future *)(head & ~INBOX_CLOSED); /* newest first */
     cf_future *fifo = NULL;
+    *tail = list;
     while (list) {
         cf_future *next = list->queue_next;
         list->queue_next = fifo;
+        if (fifo)
+            fifo->queue_prev = list;
         fifo = list;
         list = next;
     }
+    if (fifo)
+        fifo->queue_prev = NULL;
     return fifo;
 }
 
-/* The oldest queued future, or NULL. */
+/* The oldest future of the shared queue, or NULL. */
 static cf_future *queue_pop(thread_pool *pool)
 {
-    if (!queue_nonempty(pool, memory_order_acquire))
+    if (!shared_nonempty(pool, memory_order_acquire))
         return NULL;
     pop_lock(pool);
     cf_future *f = atomic_load_explicit(&pool->fifo, memory_order_relaxed);
     if (!f)
-        f = inbox_take_fifo(pool);
-    if (f)
-        atomic_store_explicit(&pool->fifo, f->queue_next, memory_order_relaxed);
+        f = inbox_take_fifo(pool, &pool->fifo_tail);
+    if (f) {
+        cf_future *next = f->queue_next;
+        atomic_store_explicit(&pool->fifo, next, memory_order_relaxed);
+        if (next)
+            next->queue_prev = NULL;
+        else
+            pool->fifo_tail = NULL;
+    }
     pop_unlock(pool);
     if (f)
         f->queue_next = NULL;
     return f;
 }
 
-/* Everything queued, in order, leaving the queue empty. */
+/* The inbox's head (its newest), under pop_lock, or NULL. Submitters only
+ * push, and only pop_lock's holder removes (grow()'s take-back runs where
+ * no worker exists), so the head seen stays in place until the CAS. */
+static cf_future *inbox_pop_newest(thread_pool *pool)
+{
+    uintptr_t head = atomic_load_explicit(&pool->inbox, memory_order_acquire);
+    for (;;) {
+        cf_future *f = (cf_future *)(head & ~INBOX_CLOSED);
+        if (!f)
+            return NULL;
+        uintptr_t rest = (uintptr_t)f->queue_next | (head & INBOX_CLOSED);
+        if (atomic_compare_exchange_weak_explicit(&pool->inbox, &head, rest,
+                                                  memory_order_acquire, memory_order_acquire))
+            return f;
+    }
+}
+
+/* The newest future of the shared queue, or NULL. The inbox holds the
+ * newest; the FIFO's items are all older, its tail newest. */
+static cf_future *queue_pop_newest(thread_pool *pool)
+{
+    if (!shared_nonempty(pool, memory_order_acquire))
+        return NULL;
+    pop_lock(pool);
+    cf_future *f = inbox_pop_newest(pool);
+    if (!f && (f = pool->fifo_tail) != NULL) {
+        pool->fifo_tail = f->queue_prev;
+        if (f->queue_prev)
+            f->queue_prev->queue_next = NULL;
+        else
+            atomic_store_explicit(&pool->fifo, NULL, memory_order_relaxed);
+    }
+    pop_unlock(pool);
+    if (f)
+        f->queue_next = f->queue_prev = NULL;
+    return f;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Workers' deques                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Push f onto this worker's deque unless the pool is closed: true if pushed.
+ * The closed bit is read under the lock (see the top of the file). */
+static bool deque_push(thread_pool *pool, worker_deque *d, cf_future *f)
+{
+    spin_lock(&d->lock);
+    if (atomic_load_explicit(&pool->inbox, memory_order_seq_cst) & INBOX_CLOSED) {
+        spin_unlock(&d->lock);
+        return false;
+    }
+    f->queue_next = NULL;
+    f->queue_prev = d->newest;
+    if (d->newest)
+        d->newest->queue_next = f;
+    else
+        d->oldest = f;
+    d->newest = f;
+    /* seq_cst: paired with a sleeper's count and check, as a push on the inbox. */
+    atomic_store_explicit(&d->size, atomic_load_explicit(&d->size, memory_order_relaxed) + 1,
+                          memory_order_seq_cst);
+    spin_unlock(&d->lock);
+    return true;
+}
+
+/* Unlink the newest (newest = true: the owner) or the oldest (a thief). */
+static cf_future *deque_take(worker_deque *d, bool newest)
+{
+    if (atomic_load_explicit(&d->size, memory_order_acquire) == 0)
+        return NULL;
+    spin_lock(&d->lock);
+    cf_future *f = newest ? d->newest : d->oldest;
+    if (f) {
+        if (newest) {
+            d->newest = f->queue_prev;
+            if (d->newest)
+                d->newest->queue_next = NULL;
+            else
+                d->oldest = NULL;
+        } else {
+            d->oldest = f->queue_next;
+            if (d->oldest)
+                d->oldest->queue_prev = NULL;
+            else
+                d->newest = NULL;
+        }
+        atomic_store_explicit(&d->size, atomic_load_explicit(&d->size, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    }
+    spin_unlock(&d->lock);
+    if (f)
+        f->queue_next = f->queue_prev = NULL;
+    return f;
+}
+
+/* The oldest future of another worker's deque, or NULL. */
+static cf_future *steal(thread_pool *pool)
+{
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        worker_deque *d = atomic_load_explicit(&pool->deques[i], memory_order_acquire);
+        cf_future *f = d && d != my_deque ? deque_take(d, false) : NULL;
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+/* Work for a worker: its own newest, else the shared queue's oldest, else
+ * another worker's oldest. */
+static cf_future *take_work(thread_pool *pool)
+{
+    cf_future *f = my_deque ? deque_take(my_deque, true) : NULL;
+    if (!f && !(f = queue_pop(pool)))
+        f = steal(pool);
+    return f;
+}
+
+/* Work for a waiting task: the newest it can find, then a stolen one. */
+static cf_future *take_help(thread_pool *pool)
+{
+    cf_future *f = my_deque ? deque_take(my_deque, true) : NULL;
+    if (!f && !(f = queue_pop_newest(pool)))
+        f = steal(pool);
+    return f;
+}
+
+/* A deque's futures, oldest first, leaving it empty; *tail gets its last. */
+static cf_future *deque_take_all(worker_deque *d, cf_future **tail)
+{
+    spin_lock(&d->lock);
+    cf_future *head = d->oldest;
+    *tail = d->newest;
+    d->oldest = d->newest = NULL;
+    atomic_store_explicit(&d->size, 0, memory_order_relaxed);
+    spin_unlock(&d->lock);
+    return head;
+}
+
+/* Everything queued, leaving the queue and the deques empty: the shared
+ * queue in order, then each deque oldest first. */
 static cf_future *queue_take_all(thread_pool *pool)
 {
     pop_lock(pool);
     cf_future *head = atomic_load_explicit(&pool->fifo, memory_order_relaxed);
     atomic_store_explicit(&pool->fifo, NULL, memory_order_relaxed);
-    cf_future *rest = inbox_take_fifo(pool);
+    pool->fifo_tail = NULL;
+    cf_future *rest_tail;
+    cf_future *rest = inbox_take_fifo(pool, &rest_tail);
     pop_unlock(pool);
-    if (!head)
-        return rest;
     cf_future *tail = head;
-    while (tail->queue_next)
+    while (tail && tail->queue_next)
         tail = tail->queue_next;
-    tail->queue_next = rest;
+    if (tail)
+        tail->queue_next = rest;
+    else
+        head = rest;
+    if (rest)
+        tail = rest_tail;
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        worker_deque *d = atomic_load_explicit(&pool->deques[i], memory_order_acquire);
+        cf_future *d_tail, *d_head = d ? deque_take_all(d, &d_tail) : NULL;
+        if (!d_head)
+            continue;
+        if (tail)
+            tail->queue_next = d_head;
+        else
+            head = d_head;
+        tail = d_tail;
+    }
     return head;
 }
 
@@ -239,13 +499,19 @@ static bool take_one(atomic_int *counter)
     return false;
 }
 
-/* After a push: wake a parked worker unless one is polling the queue. */
+static void kick_helper(thread_pool *pool);
+
+/* After a push: wake a parked worker unless one is polling the queue; with
+ * none parked, a waiting task parked with nothing to run. */
 static void wake_one(thread_pool *pool)
 {
-    if (atomic_load_explicit(&pool->spinning, memory_order_seq_cst) == 0 &&
-        atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
+    if (atomic_load_explicit(&pool->spinning, memory_order_seq_cst) != 0)
+        return;
+    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
         take_one(&pool->sleepers))
         uv_sem_post(&pool->wake);
+    else if (atomic_load_explicit(&pool->helpers_parked, memory_order_seq_cst) > 0)
+        kick_helper(pool);
 }
 
 static void wake_all(thread_pool *pool)
@@ -254,23 +520,42 @@ static void wake_all(thread_pool *pool)
         uv_sem_post(&pool->wake);
 }
 
+/* After taking a future: if more work is queued and someone may be parked
+ * (a submit may have left its wake-up to us, see wake_one), pass one on.
+ * The parked counts first: they are read-mostly, the queues are not, and a
+ * worker about to park checks the queues itself after counting itself. */
+static void pass_wake_on(thread_pool *pool)
+{
+    if ((atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 ||
+         atomic_load_explicit(&pool->helpers_parked, memory_order_seq_cst) > 0) &&
+        queue_nonempty(pool, memory_order_seq_cst))
+        wake_one(pool);
+}
+
 static bool should_stop(thread_pool *pool)
 {
     return atomic_load_explicit(&pool->stopping, memory_order_seq_cst);
 }
 
 
-/* Poll the queue for a while: true if work (or the stop) came. */
+/* Poll the queue for a while: true if work (or the stop) came. Programs run
+ * parallel loops back to back, and waking a parked worker can take longer
+ * than a loop (hundreds of microseconds on a virtual machine): after a loop
+ * the poller keeps going longer, as TBB's and pthreadpool's workers do. */
 static bool spin_for_work(thread_pool *pool)
 {
     uint64_t start = uv_hrtime();
+    uint64_t until = start + SPIN_NS;
+    uint64_t linger = atomic_load_explicit(&pool->linger_until, memory_order_relaxed);
+    if (linger > until)
+        until = linger;
     for (;;) {
         for (int i = 0; i < 32; i++) {
             if (queue_nonempty(pool, memory_order_relaxed) || should_stop(pool))
                 return true;
             cf__cpu_relax();
         }
-        if (uv_hrtime() - start >= SPIN_NS)
+        if (uv_hrtime() >= until)
             return false;
         sched_yield(); /* let a producer sharing this CPU run */
     }
@@ -319,7 +604,8 @@ typedef enum worker_idle {
  * by whoever saw that future complete finds it idle, and reuses it. */
 static void become_idle(thread_pool *pool, worker_idle *state)
 {
-    if (*state == WORKER_BUSY && !atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
+    if (state && *state == WORKER_BUSY &&
+        !atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&pool->idle, 1, memory_order_seq_cst);
         *state = WORKER_IDLE;
     }
@@ -354,19 +640,17 @@ static void count_done(worker_stats *ws, bool failed)
     bump(&ws->completed);
     if (failed)
         bump(&ws->failed);
-    atomic_store_explicit(&ws->running,
-                          atomic_load_explicit(&ws->running, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
+    add_running(ws, (size_t)-1);
 }
 
+/* Run a future taken off the queue. idle_state: the worker's, or NULL for a
+ * waiting task that helps (it stays busy). */
 static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
 {
-    worker_stats *ws = current_stats;
+    worker_stats *ws = my_stats;
     if (cf_future_set_running_or_notify_cancel(f)) {
         cf__call *call = &f->call;
-        atomic_store_explicit(&ws->running,
-                              atomic_load_explicit(&ws->running, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        add_running(ws, 1);
         if (call->count == 0) {
             cf__outcome out;
             cf__run_call(call->fn, call->arg, &out);
@@ -426,20 +710,19 @@ static void worker_loop(thread_pool *pool)
     }
     worker_idle idle_state = WORKER_CLAIMED;
     for (;;) {
-        cf_future *f = queue_pop(pool);
+        cf_future *f = take_work(pool);
         if (f) {
             stop_being_idle(pool, &idle_state);
             /* More work queued: a submit may have left it to the poller (or
              * to us), so pass a wake-up on before running this one. */
-            if (queue_nonempty(pool, memory_order_seq_cst))
-                wake_one(pool);
+            pass_wake_on(pool);
             run_future(pool, f, &idle_state);
             continue;
         }
         /* Every push happened before `stopping` was set: seeing it set and
          * the queue empty afterwards means there is no more work. */
         if (should_stop(pool)) {
-            f = queue_pop(pool);
+            f = take_work(pool);
             if (!f)
                 break;
             run_future(pool, f, &idle_state);
@@ -450,21 +733,140 @@ static void worker_loop(thread_pool *pool)
     }
 }
 
+/* Claim a deque slot (one per thread started: within max_workers) and fill
+ * it; without memory for it, this worker's tasks submit to the inbox. */
+static void make_deque(thread_pool *pool)
+{
+    int slot = atomic_fetch_add_explicit(&pool->ndeques, 1, memory_order_acq_rel);
+    worker_deque *d = cf__aligned_calloc(sizeof *d, alignof(worker_deque));
+    if (d)
+        atomic_store_explicit(&pool->deques[slot], d, memory_order_release);
+    my_deque = d;
+}
+
 static void worker_main(void *arg)
 {
-    current_stats = arg;
-    thread_pool *pool = current_stats->pool;
-    current_pool = pool;
+    my_stats = arg;
+    thread_pool *pool = my_stats->pool;
+    cf__worker_pool = &pool->base;
+    make_deque(pool);
     set_thread_name(pool);
     worker_loop(pool);
-    current_pool = NULL;
-    current_stats = NULL;
+    cf__worker_pool = NULL;
+    my_deque = NULL;
+    my_stats = NULL;
     /* The last access to the pool: after it, a joiner may free it. The
      * thread that orphaned the pool stored `orphaned` before its own
      * decrement, so whoever ends last sees it. */
     if (atomic_fetch_sub_explicit(&pool->live, 1, memory_order_seq_cst) == 1 &&
         atomic_load_explicit(&pool->orphaned, memory_order_seq_cst))
         cf__executor_unhold(&pool->base); /* the user's hold, left to us */
+}
+
+/* ------------------------------------------------------------------------ */
+/* Nested waits: a task waiting for a future of its own pool helps           */
+/* ------------------------------------------------------------------------ */
+
+/* Poll for a while: true once ev is set or work is queued. Busy-wait
+ * briefly, then yield: other tasks of the recursion come within
+ * microseconds, and a kick costs the submitter a system call. */
+static bool spin_for_help(thread_pool *pool, cf__event *ev, uint64_t deadline)
+{
+    if (!pool->spin)
+        return false;
+    uint64_t start = uv_hrtime();
+    for (;;) {
+        for (int i = 0; i < 32; i++) {
+            if (atomic_load_explicit(&ev->set, memory_order_acquire) ||
+                queue_nonempty(pool, memory_order_relaxed))
+                return true;
+            cf__cpu_relax();
+        }
+        uint64_t now = uv_hrtime();
+        if (now >= deadline || now - start >= HELP_SPIN_NS)
+            return false;
+        if (now - start >= HELP_PAUSE_NS)
+            sched_yield();
+    }
+}
+
+static void unlist_locked(thread_pool *pool, parked_helper *h)
+{
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        pool->parked = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->listed = false;
+    atomic_fetch_sub_explicit(&pool->helpers_parked, 1, memory_order_seq_cst);
+}
+
+/* Block until ev is set, a submit kicks us, or the deadline. Listed before
+ * the queue is checked (seq_cst both sides): a push either sees us in
+ * helpers_parked or is seen here. */
+static void park_helper(thread_pool *pool, cf__event *ev, uint64_t deadline)
+{
+    parked_helper h = { .ev = ev, .listed = true };
+    uv_mutex_lock(&pool->helper_lock);
+    h.next = pool->parked;
+    if (h.next)
+        h.next->prev = &h;
+    pool->parked = &h;
+    atomic_fetch_add_explicit(&pool->helpers_parked, 1, memory_order_seq_cst);
+    uv_mutex_unlock(&pool->helper_lock);
+
+    uv_mutex_lock(&ev->mutex);
+    if (!queue_nonempty(pool, memory_order_seq_cst))
+        while (!atomic_load_explicit(&ev->set, memory_order_relaxed) && !ev->kicked &&
+               cf__cond_wait_until(&ev->cond, &ev->mutex, deadline))
+            ;
+    ev->kicked = false;
+    uv_mutex_unlock(&ev->mutex);
+
+    uv_mutex_lock(&pool->helper_lock); /* after this, no kick touches ev */
+    if (h.listed)
+        unlist_locked(pool, &h);
+    uv_mutex_unlock(&pool->helper_lock);
+}
+
+/* Work was queued and no worker is free: wake a parked waiting task. */
+static void kick_helper(thread_pool *pool)
+{
+    uv_mutex_lock(&pool->helper_lock);
+    parked_helper *h = pool->parked;
+    if (h) {
+        unlist_locked(pool, h);
+        uv_mutex_lock(&h->ev->mutex);
+        h->ev->kicked = true;
+        uv_cond_signal(&h->ev->cond);
+        uv_mutex_unlock(&h->ev->mutex);
+    }
+    uv_mutex_unlock(&pool->helper_lock);
+}
+
+bool cf__help_once(void)
+{
+    thread_pool *pool = (thread_pool *)cf__worker_pool;
+    cf_future *f = take_help(pool);
+    if (!f)
+        return false;
+    pass_wake_on(pool); /* as a worker does */
+    run_future(pool, f, NULL);
+    return true;
+}
+
+int cf__help_until(cf__event *ev, uint64_t deadline)
+{
+    thread_pool *pool = (thread_pool *)cf__worker_pool;
+    for (;;) {
+        if (atomic_load_explicit(&ev->set, memory_order_acquire))
+            return 0;
+        if (deadline != CF__NO_DEADLINE && uv_hrtime() >= deadline)
+            return CF_ETIMEDOUT;
+        if (!cf__help_once() && !spin_for_help(pool, ev, deadline))
+            park_helper(pool, ev, deadline);
+    }
 }
 
 /* Start one more worker; called with submit_lock held. */
@@ -535,8 +937,10 @@ static int thread_pool_submit(cf_executor *ex, cf_future *f)
 {
     thread_pool *pool = (thread_pool *)ex;
     f->spin_wait = CF__SPIN_PAUSE;
+    f->backend_id = (uintptr_t)pool; /* whose waits help with it (cf__wait_helps) */
     if (atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
-        if (!inbox_push(pool, f))
+        bool local = my_deque && is_worker_of(pool); /* a task of ours submits */
+        if (!(local ? deque_push(pool, my_deque, f) : inbox_push(pool, f)))
             return closed_code(pool);
     } else {
         /* Counted first, so that shutdown waits for a thread we start. The
@@ -588,13 +992,21 @@ static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
     atomic_store_explicit(&pool->stopping, true, memory_order_seq_cst);
     wake_all(pool);
 
-    if (wait && current_pool != pool) {
+    if (wait && !is_worker_of(pool)) {
         uv_mutex_lock(&pool->join_lock);
         for (; pool->joined < nthreads; pool->joined++)
             uv_thread_join(&pool->threads[pool->joined]);
         uv_mutex_unlock(&pool->join_lock);
     }
     return 0;
+}
+
+static void free_deques(thread_pool *pool)
+{
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        cf__aligned_free(atomic_load_explicit(&pool->deques[i], memory_order_relaxed));
+    cf__free((void *)pool->deques);
 }
 
 static void free_worker_stats(thread_pool *pool)
@@ -607,9 +1019,11 @@ static void free_worker_stats(thread_pool *pool)
 static void thread_pool_destroy(cf_executor *ex)
 {
     thread_pool *pool = (thread_pool *)ex;
+    free_deques(pool);
     free_worker_stats(pool);
     uv_mutex_destroy(&pool->submit_lock);
     uv_mutex_destroy(&pool->join_lock);
+    uv_mutex_destroy(&pool->helper_lock);
     uv_sem_destroy(&pool->wake);
     cf__free(pool->threads);
     cf__free(pool->name_prefix);
@@ -635,7 +1049,7 @@ static void orphan(thread_pool *pool)
 static bool thread_pool_release(cf_executor *ex)
 {
     thread_pool *pool = (thread_pool *)ex;
-    if (current_pool == pool) {
+    if (is_worker_of(pool)) {
         orphan(pool);
         return false;
     }
@@ -648,30 +1062,116 @@ static bool thread_pool_release(cf_executor *ex)
 static void thread_pool_forget(cf_executor *ex)
 {
     thread_pool *pool = (thread_pool *)ex;
+    free_deques(pool);
     free_worker_stats(pool);
     cf__free(pool->threads);
     cf__free(pool->name_prefix);
     cf__aligned_free(pool);
 }
 
-/* Queued futures, walked under pop_lock: the FIFO is stable then, and the
- * inbox only grows at its head, which we read once. */
+/* ------------------------------------------------------------------------ */
+/* Parallel loops                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define LOOP_STACK_HELPERS 16
+
+static void *loop_helper(void *loop)
+{
+    cf__loop_work(loop);
+    return NULL;
+}
+
+/* Workers to ask for help: one per chunk beyond the caller's first, up to
+ * the pool's size (less the caller, when it is one of them) and to the CPUs
+ * the caller leaves free: more threads than CPUs only take turns. */
+static size_t loop_helpers(thread_pool *pool, const cf__loop *loop)
+{
+    size_t n = loop->chunks - 1;
+    size_t workers = (size_t)pool->max_workers - is_worker_of(pool);
+    size_t cpus = (size_t)cf__cpu_count() - 1;
+    if (n > workers)
+        n = workers;
+    return n < cpus ? n : cpus;
+}
+
+/* The helpers are tasks: a cancel takes back the ones that have not started
+ * (when the loop is over, they would find nothing to do), and the caller
+ * waits for the others, which are finishing their last chunk. A helper that
+ * cannot be made leaves more for the others and for the caller. */
+static int thread_pool_parallel_for(cf_executor *ex, cf__loop *loop)
+{
+    thread_pool *pool = (thread_pool *)ex;
+    if (atomic_load_explicit(&pool->inbox, memory_order_acquire) & INBOX_CLOSED)
+        return closed_code(pool);
+    cf_future *on_stack[LOOP_STACK_HELPERS];
+    cf_future **helpers = on_stack;
+    size_t want = loop_helpers(pool, loop);
+    if (want > LOOP_STACK_HELPERS && !(helpers = cf__malloc(want * sizeof *helpers))) {
+        helpers = on_stack;
+        want = LOOP_STACK_HELPERS;
+    }
+    size_t started = 0;
+    int rc = 0;
+    while (started < want) {
+        cf__call call = { .fn = loop_helper, .arg = loop };
+        if (!(helpers[started] = cf__submit_call(ex, &call))) {
+            rc = cf_last_error();
+            break;
+        }
+        started++;
+    }
+    if (started > 0 || (rc != CF_ESHUTDOWN && rc != CF_EBROKEN)) {
+        rc = 0;
+        cf__loop_work(loop);
+    }
+    for (size_t i = 0; i < started; i++) {
+        /* The loop lives in the caller's frame: no helper may outlast it,
+         * not even when the wait cannot block (CF_ESYSTEM). */
+        if (!cf_future_cancel(helpers[i]))
+            while (cf__future_wait_done(helpers[i], CF__NO_DEADLINE) != 0)
+                sched_yield();
+        cf_future_unref(helpers[i]);
+    }
+    if (helpers != on_stack)
+        cf__free(helpers);
+    atomic_store_explicit(&pool->linger_until, uv_hrtime() + LOOP_LINGER_NS,
+                          memory_order_relaxed);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void count_list(cf_future *f, size_t *pending, size_t *cancelled)
+{
+    for (; f; f = f->queue_next) {
+        if (cf_future_cancelled(f))
+            (*cancelled)++;
+        else
+            (*pending)++;
+    }
+}
+
+/* Queued futures: the FIFO under pop_lock (the inbox only grows at its head
+ * meanwhile, which we read once), each deque under its own lock. */
 static void count_queued(thread_pool *pool, size_t *pending, size_t *cancelled)
 {
     pop_lock(pool);
-    cf_future *lists[2] = {
-        atomic_load_explicit(&pool->fifo, memory_order_relaxed),
-        (cf_future *)(atomic_load_explicit(&pool->inbox, memory_order_acquire) & ~INBOX_CLOSED),
-    };
-    for (int i = 0; i < 2; i++) {
-        for (cf_future *f = lists[i]; f; f = f->queue_next) {
-            if (cf_future_cancelled(f))
-                (*cancelled)++;
-            else
-                (*pending)++;
-        }
-    }
+    count_list(atomic_load_explicit(&pool->fifo, memory_order_relaxed), pending, cancelled);
+    count_list((cf_future *)(atomic_load_explicit(&pool->inbox, memory_order_acquire) &
+                             ~INBOX_CLOSED),
+               pending, cancelled);
     pop_unlock(pool);
+    int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        worker_deque *d = atomic_load_explicit(&pool->deques[i], memory_order_acquire);
+        if (!d)
+            continue;
+        spin_lock(&d->lock);
+        count_list(d->oldest, pending, cancelled);
+        spin_unlock(&d->lock);
+    }
 }
 
 static void thread_pool_stats(cf_executor *ex, cf_executor_stats *out)
@@ -693,20 +1193,23 @@ static void thread_pool_stats(cf_executor *ex, cf_executor_stats *out)
     int live = atomic_load_explicit(&pool->live, memory_order_relaxed);
     out->workers = live > 0 ? (size_t)live : 0;
     out->idle = out->workers > busy ? out->workers - busy : 0;
-    out->failed += atomic_load_explicit(&pool->failed_unrun, memory_order_relaxed);
-    out->completed += atomic_load_explicit(&pool->failed_unrun, memory_order_relaxed);
+    unsigned long long unrun = atomic_load_explicit(&pool->failed_unrun, memory_order_relaxed);
+    out->failed += unrun;
+    out->completed += unrun;
     out->cancelled += queued_cancelled +
                       atomic_load_explicit(&pool->cancelled_unrun, memory_order_relaxed);
 }
 
 static const cf__executor_ops thread_pool_ops = {
     .name = "thread",
+    .in_process = true,
     .submit = thread_pool_submit,
     .shutdown = thread_pool_shutdown,
     .signal_workers = NULL, /* threads cannot be killed: CF_ENOTSUP */
     .release = thread_pool_release,
     .destroy = thread_pool_destroy,
     .forget = thread_pool_forget,
+    .parallel_for = thread_pool_parallel_for,
     .stats = thread_pool_stats,
 };
 
@@ -748,7 +1251,10 @@ cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
     pool->name_prefix = o.thread_name_prefix && *o.thread_name_prefix
                             ? cf__strdup(o.thread_name_prefix)
                             : default_prefix();
-    if (!pool->name_prefix) {
+    pool->deques = cf__calloc((size_t)pool->max_workers, sizeof *pool->deques);
+    if (!pool->name_prefix || !pool->deques) {
+        cf__free(pool->name_prefix);
+        cf__free((void *)pool->deques);
         cf__aligned_free(pool);
         return cf__fail(CF_ENOMEM);
     }
@@ -757,16 +1263,21 @@ cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
         goto fail_prefix;
     if (uv_mutex_init(&pool->join_lock) != 0)
         goto fail_submit_lock;
-    if (uv_sem_init(&pool->wake, 0) != 0)
+    if (uv_mutex_init(&pool->helper_lock) != 0)
         goto fail_join_lock;
+    if (uv_sem_init(&pool->wake, 0) != 0)
+        goto fail_helper_lock;
     return &pool->base;
 
+fail_helper_lock:
+    uv_mutex_destroy(&pool->helper_lock);
 fail_join_lock:
     uv_mutex_destroy(&pool->join_lock);
 fail_submit_lock:
     uv_mutex_destroy(&pool->submit_lock);
 fail_prefix:
     cf__free(pool->name_prefix);
+    cf__free((void *)pool->deques);
     cf__aligned_free(pool);
     return cf__fail(CF_ESYSTEM);
 }

@@ -5,6 +5,18 @@
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
+/* Whether this thread should run queued tasks while it waits for fs: it is
+ * a worker of a thread pool that one of them was submitted to. */
+static bool helps(cf_future *const *fs, size_t n)
+{
+    if (!cf__worker_pool)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (cf__wait_helps(fs[i]))
+            return true;
+    return false;
+}
+
 static bool future_failed(cf_future *f)
 {
     /* status is written before the state becomes FINISHED, and never again. */
@@ -94,7 +106,11 @@ static int wait_blocking(cf_future **fs, size_t n, uint64_t deadline, cf_return_
         if (!slots[i].listening)
             waiter_count(&w, fs[i]);
     }
-    (void)cf__event_wait(&w.satisfied, deadline); /* the caller counts what is done */
+    /* The caller counts what is done. */
+    if (helps(fs, n))
+        (void)cf__help_until(&w.satisfied, deadline);
+    else
+        (void)cf__event_wait(&w.satisfied, deadline);
 
     /* After this no notify can touch w: unlisten takes each future's lock. */
     for (size_t i = 0; i < n; i++)
@@ -157,41 +173,19 @@ int cf_wait(cf_future **fs, size_t n, double timeout, cf_return_when when)
 /* ------------------------------------------------------------------------ */
 
 typedef struct ac_slot {
-    cf__listener listener; /* first: notify gets a pointer to it */
-    cf_as_completed *it;
+    cf__done_item item; /* first: a popped item is its slot */
     size_t index;
-    bool listening;
-    bool queued_early; /* done when the iterator was made */
 } ac_slot;
 
 struct cf_as_completed {
-    uv_mutex_t mutex;
-    uv_cond_t cond;
+    cf__done_queue done;
+    bool done_initialised;
     uint64_t deadline;
-    size_t n;          /* distinct futures */
-    cf_future **fs;    /* one reference each */
+    size_t n;       /* distinct futures */
+    cf_future **fs; /* one reference each */
     ac_slot *slots;
-    size_t *ready;     /* indices in the order they are to be yielded */
-    size_t ready_head; /* next to yield */
-    size_t ready_tail; /* next free; each index is pushed once, so n is enough */
+    size_t yielded;
 };
-
-/* Called with it->mutex held. */
-static void ac_push_locked(cf_as_completed *it, size_t index)
-{
-    it->ready[it->ready_tail++] = index;
-}
-
-static void ac_notify(cf__listener *l, cf_future *f)
-{
-    (void)f;
-    ac_slot *slot = (ac_slot *)l;
-    cf_as_completed *it = slot->it;
-    uv_mutex_lock(&it->mutex);
-    ac_push_locked(it, slot->index);
-    uv_cond_signal(&it->cond);
-    uv_mutex_unlock(&it->mutex);
-}
 
 /* Copy the distinct futures of fs into it->fs, keeping the first occurrence
  * of each in input order. Uses a small open-addressing pointer set. */
@@ -217,21 +211,32 @@ static int ac_collect_distinct(cf_as_completed *it, cf_future *const *fs, size_t
     return 0;
 }
 
-static void ac_destroy(cf_as_completed *it, bool sync_initialised)
+static void ac_destroy(cf_as_completed *it)
 {
     for (size_t i = 0; i < it->n; i++) {
-        if (it->slots && it->slots[i].listening)
-            cf__future_unlisten(it->fs[i], &it->slots[i].listener);
+        if (it->slots)
+            cf__done_queue_unwatch(&it->slots[i].item, it->fs[i]);
         cf_future_unref(it->fs[i]);
     }
-    if (sync_initialised) {
-        uv_cond_destroy(&it->cond);
-        uv_mutex_destroy(&it->mutex);
-    }
+    if (it->done_initialised)
+        cf__done_queue_destroy(&it->done);
     cf__free(it->fs);
     cf__free(it->slots);
-    cf__free(it->ready);
     cf__free(it);
+}
+
+/* The futures done now come first, in input order; then the others as they
+ * complete (also those that complete while we start watching them). */
+static void ac_watch_all(cf_as_completed *it)
+{
+    for (size_t i = 0; i < it->n; i++) {
+        it->slots[i].index = i;
+        if (cf_future_done(it->fs[i])) /* appended now: listener.data is set */
+            cf__done_queue_watch(&it->done, &it->slots[i].item, NULL);
+    }
+    for (size_t i = 0; i < it->n; i++)
+        if (!it->slots[i].item.listener.data) /* zeroed by calloc: not appended yet */
+            cf__done_queue_watch(&it->done, &it->slots[i].item, it->fs[i]);
 }
 
 cf_as_completed *cf_as_completed_new(cf_future *const *fs, size_t n, double timeout)
@@ -248,51 +253,17 @@ cf_as_completed *cf_as_completed_new(cf_future *const *fs, size_t n, double time
         return cf__fail(CF_ENOMEM);
     it->deadline = deadline;
     it->fs = cf__calloc(n, sizeof *it->fs);
-    it->ready = cf__calloc(n, sizeof *it->ready);
-    int rc = it->fs && it->ready ? ac_collect_distinct(it, fs, n) : CF_ENOMEM;
-    if (rc == 0) {
-        it->slots = cf__calloc(it->n, sizeof *it->slots);
-        if (!it->slots)
-            rc = CF_ENOMEM;
-    }
+    int rc = it->fs ? ac_collect_distinct(it, fs, n) : CF_ENOMEM;
+    if (rc == 0 && !(it->slots = cf__calloc(it->n, sizeof *it->slots)))
+        rc = CF_ENOMEM;
+    if (rc == 0 && cf__done_queue_init(&it->done) != 0)
+        rc = CF_ESYSTEM;
     if (rc != 0) {
-        ac_destroy(it, false);
+        ac_destroy(it);
         return cf__fail(rc);
     }
-    if (uv_mutex_init(&it->mutex) != 0) {
-        ac_destroy(it, false);
-        return cf__fail(CF_ESYSTEM);
-    }
-    if (uv_cond_init(&it->cond) != 0) {
-        uv_mutex_destroy(&it->mutex);
-        ac_destroy(it, false);
-        return cf__fail(CF_ESYSTEM);
-    }
-
-    /* The futures done now come first, in input order; then the others as
-     * they complete (also those that complete while we start listening). */
-    uv_mutex_lock(&it->mutex);
-    for (size_t i = 0; i < it->n; i++) {
-        it->slots[i].it = it;
-        it->slots[i].index = i;
-        it->slots[i].listener.notify = ac_notify;
-        if (cf_future_done(it->fs[i])) {
-            ac_push_locked(it, i);
-            it->slots[i].queued_early = true;
-        }
-    }
-    uv_mutex_unlock(&it->mutex);
-    for (size_t i = 0; i < it->n; i++) {
-        if (it->slots[i].queued_early)
-            continue;
-        /* Notify takes it->mutex under the future's lock: do not hold it here. */
-        it->slots[i].listening = cf__future_listen(it->fs[i], &it->slots[i].listener);
-        if (!it->slots[i].listening) {
-            uv_mutex_lock(&it->mutex);
-            ac_push_locked(it, i);
-            uv_mutex_unlock(&it->mutex);
-        }
-    }
+    it->done_initialised = true;
+    ac_watch_all(it);
     return it;
 }
 
@@ -300,26 +271,21 @@ int cf_as_completed_next(cf_as_completed *it, cf_future **f)
 {
     if (!it || !f)
         return CF_EINVAL;
-    int rc = 1;
-    uv_mutex_lock(&it->mutex);
-    while (it->ready_head == it->ready_tail) {
-        if (it->ready_head == it->n) {
-            rc = 0; /* all yielded */
-            break;
-        }
-        if (!cf__cond_wait_until(&it->cond, &it->mutex, it->deadline)) {
-            rc = CF_ETIMEDOUT;
-            break;
-        }
-    }
-    if (rc == 1)
-        *f = it->fs[it->ready[it->ready_head++]];
-    uv_mutex_unlock(&it->mutex);
-    return rc;
+    if (it->yielded == it->n)
+        return 0; /* all yielded */
+    cf__done_item *item;
+    bool help = !atomic_load_explicit(&it->done.ready.set, memory_order_acquire) &&
+                helps(it->fs, it->n);
+    int rc = cf__done_queue_pop(&it->done, it->deadline, help, &item);
+    if (rc != 0)
+        return rc;
+    it->yielded++;
+    *f = it->fs[((ac_slot *)item)->index];
+    return 1;
 }
 
 void cf_as_completed_free(cf_as_completed *it)
 {
     if (it)
-        ac_destroy(it, true);
+        ac_destroy(it);
 }

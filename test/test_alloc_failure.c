@@ -252,6 +252,35 @@ static void check_map(cf_executor *ex, cf_fn fn, void *const *args, const int *e
     cf_map_free(it);
 }
 
+/* The same through cf_map_next_batch. */
+static void check_map_batches(cf_executor *ex, cf_fn fn, void *const *args, const int *expect,
+                              size_t n, const cf_map_opts *opts)
+{
+    cf_map_iter *it = cf_map(ex, fn, args, n, opts);
+    if (!PTR_OK(it))
+        return;
+    size_t i = 0, count = 0;
+    void *const *values = NULL;
+    int rc;
+    while ((rc = cf_map_next_batch(it, &values, &count)) == 1) {
+        CHECK(count >= 1 && i + count <= n);
+        for (size_t k = 0; k < count; k++)
+            CHECK_EQ((int)(intptr_t)values[k], expect[i + k]);
+        i += count;
+    }
+    if (rc == 0) {
+        CHECK_EQ(i, n);
+    } else if (rc == CF_ETASK) {
+        const cf_exception *exc = cf_map_exception(it);
+        CHECK(exc != NULL);
+        CHECK_EQ(exc->code, CF_ENOMEM);
+        nomem_seen++;
+    } else {
+        STATUS_OK(rc);
+    }
+    cf_map_free(it);
+}
+
 static void run_maps(cf_executor *ex)
 {
     enum { N = 5 };
@@ -267,12 +296,48 @@ static void run_maps(cf_executor *ex)
     /* Values in chunks of 2 (the last chunk is short). */
     check_map(ex, square, values, squares, N, &(cf_map_opts){.chunksize = 2, .timeout = WAIT},
               false);
+    check_map_batches(ex, square, values, squares, N,
+                      &(cf_map_opts){.chunksize = 2, .timeout = WAIT});
     /* Copied arguments, one task each. */
     check_map(ex, add_three, pointers, plus_three, N,
               &(cf_map_opts){.arg_size = sizeof(int), .timeout = WAIT}, false);
     /* Copied arguments in chunks, copied results. */
     check_map(ex, copy_square, pointers, squares, N,
               &(cf_map_opts){.chunksize = 2, .arg_size = sizeof(int), .timeout = WAIT}, true);
+}
+
+static void fill_range(void *ctx, const cf_range *r)
+{
+    (void)ctx;
+    int *out = r->out;
+    for (size_t i = r->begin; i < r->end; i++)
+        out[i - r->begin] = (int)i;
+}
+
+static void raise_in_range(void *ctx, const cf_range *r)
+{
+    (void)ctx;
+    if (r->begin == 50)
+        cf_raise(42, "range %zu failed", r->begin);
+}
+
+/* A parallel loop: its helpers are tasks, and one that cannot be made
+ * leaves its chunks to the others, so the loop itself never fails for it. */
+static void run_loops(cf_executor *ex)
+{
+    enum { LOOP = 1000 };
+    static int out[LOOP];
+    memset(out, 0xff, sizeof out);
+    int rc = cf_parallel_for(ex, LOOP, fill_range, NULL,
+                             &(cf_parallel_opts){.grain = 10, .out = out, .out_size = sizeof *out});
+    if (STATUS_OK(rc))
+        for (int i = 0; i < LOOP; i++)
+            CHECK_EQ(out[i], i);
+    rc = cf_parallel_for(ex, LOOP, raise_in_range, NULL, &(cf_parallel_opts){.grain = 10});
+    CHECK_EQ(rc, CF_ETASK);
+    CHECK_EQ(cf_last_error(), 42);
+    CHECK(strcmp(cf_last_error_message(), "range 50 failed") == 0 ||
+          strcmp(cf_last_error_message(), cf_strerror(42)) == 0);
 }
 
 static void scenario(void)
@@ -329,6 +394,7 @@ static void scenario(void)
     }
 
     run_maps(ex);
+    run_loops(ex);
 
     cf_executor_free(ex); /* joins the workers: every callback has run */
     CHECK_EQ(atomic_load(&callbacks_run), callbacks_added);

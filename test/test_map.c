@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #define V(n) ((void *)(intptr_t)(n))
+#define I(p) ((intptr_t)(p))
 
 static cf_future *gate;
 static atomic_int ran;
@@ -176,6 +177,23 @@ static void *task_blocked(void *arg)
     return arg;
 }
 
+static void *open_gate(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(cf_future_set_result(gate, NULL), 0);
+    return NULL;
+}
+
+/* cf_map_free with tasks still held on the gate: on a thread pool it waits
+ * for them (they read args in place), so another thread lets them go. */
+static void free_while_gate_opens(cf_map_iter *it)
+{
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, open_gate, NULL) == 0);
+    cf_map_free(it);
+    CHECK(pthread_join(t, NULL) == 0);
+}
+
 static void *task_sleep(void *arg)
 {
     usleep((useconds_t)(intptr_t)arg); /* the work of this task is to take time */
@@ -207,8 +225,7 @@ static void test_timeout_from_map_call(void)
     CHECK(now_s() - t1 < timeout);
     CHECK(cf_map_exception(it) == NULL);
     CHECK_EQ(cf_map_next(it, &v), 0);
-    cf_map_free(it);
-    CHECK_EQ(cf_future_set_result(gate, NULL), 0);
+    free_while_gate_opens(it);
     cf_executor_free(ex);
     cf_future_unref(gate);
 
@@ -408,8 +425,7 @@ static void test_unordered(void)
     it = cf_map(ex, task_first_waits, more, 6, &(cf_map_opts){ .unordered = true });
     CHECK(it);
     CHECK_EQ(cf_map_next(it, &v), 1);
-    cf_map_free(it);
-    CHECK_EQ(cf_future_set_result(gate, NULL), 0);
+    free_while_gate_opens(it);
     cf_executor_free(ex);
     cf_future_unref(gate);
 }
@@ -424,7 +440,14 @@ static void *task_point_sum(void *arg)
     return V(p->x + p->y);
 }
 
-static void test_arg_size_copies(void)
+static void *task_point_address(void *arg)
+{
+    return arg;
+}
+
+/* Thread pool: a task reads its item where the caller keeps it, with or
+ * without chunks: with arg_size it receives args[i] itself. */
+static void test_arg_size_in_place(void)
 {
     enum { N = 20 };
     cf_executor *ex = pool(2);
@@ -436,16 +459,124 @@ static void test_arg_size_copies(void)
             pts[i] = (point){ i, 100 * i };
             args[i] = &pts[i];
         }
-        cf_map_iter *it = cf_map(ex, task_point_sum, args, N,
-                                 &(cf_map_opts){ .arg_size = sizeof(point), .chunksize = chunks[c] });
+        cf_map_opts opts = { .arg_size = sizeof(point), .chunksize = chunks[c] };
+        cf_map_iter *it = cf_map(ex, task_point_sum, args, N, &opts);
         CHECK(it);
-        memset(pts, 0xff, sizeof pts); /* copied by cf_map */
         void *v;
         for (int i = 0; i < N; i++) {
             CHECK_EQ(cf_map_next(it, &v), 1);
             CHECK_EQ((intptr_t)v, 101 * i);
         }
         CHECK_EQ(cf_map_next(it, &v), 0);
+        cf_map_free(it);
+
+        it = cf_map(ex, task_point_address, args, N, &opts);
+        CHECK(it);
+        for (int i = 0; i < N; i++) {
+            CHECK_EQ(cf_map_next(it, &v), 1);
+            CHECK(v == &pts[i]); /* not a copy */
+        }
+        cf_map_free(it);
+    }
+    cf_executor_free(ex);
+}
+
+/* A source may reuse its buffer: its bytes are copied when it yields them. */
+typedef struct point_source {
+    point buf;
+    int next, n;
+} point_source;
+
+static bool next_point(void *userdata, void **arg)
+{
+    point_source *src = userdata;
+    if (src->next == src->n)
+        return false;
+    src->buf = (point){ src->next, 100 * src->next };
+    src->next++;
+    *arg = &src->buf;
+    return true;
+}
+
+static void test_arg_size_source_copies(void)
+{
+    cf_executor *ex = pool(2);
+    size_t chunks[] = { 0, 3 };
+    for (int c = 0; c < 2; c++) {
+        point_source src = { .n = 10 };
+        cf_map_iter *it = cf_map_source(ex, task_point_sum, next_point, &src,
+                                        &(cf_map_opts){ .arg_size = sizeof(point),
+                                                        .chunksize = chunks[c] });
+        CHECK(it);
+        void *v;
+        for (int i = 0; i < 10; i++) {
+            CHECK_EQ(cf_map_next(it, &v), 1);
+            CHECK_EQ((intptr_t)v, 101 * i);
+        }
+        CHECK_EQ(cf_map_next(it, &v), 0);
+        cf_map_free(it);
+    }
+    cf_executor_free(ex);
+}
+
+/* cf_map_next_batch: the rest of the current task's results at once, in
+ * order, mixed with cf_map_next. */
+static void test_next_batch(void)
+{
+    enum { N = 10 };
+    cf_executor *ex = pool(2);
+    void *args[N];
+    for (int i = 0; i < N; i++)
+        args[i] = V(i);
+    cf_map_iter *it = cf_map(ex, task_square, args, N, &(cf_map_opts){ .chunksize = 4 });
+    CHECK(it);
+    void *const *values = NULL;
+    size_t count = 0;
+    void *v;
+    CHECK_EQ(cf_map_next(it, &v), 1); /* item 0 */
+    CHECK_EQ((intptr_t)v, 0);
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1); /* the rest of chunk 0 */
+    CHECK_EQ(count, 3);
+    for (size_t i = 0; i < count; i++)
+        CHECK_EQ((intptr_t)values[i], (intptr_t)((i + 1) * (i + 1)));
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1); /* chunk 1 */
+    CHECK_EQ(count, 4);
+    for (size_t i = 0; i < count; i++)
+        CHECK_EQ((intptr_t)values[i], (intptr_t)((i + 4) * (i + 4)));
+    CHECK_EQ(cf_map_next(it, &v), 1); /* item 8 */
+    CHECK_EQ((intptr_t)v, 64);
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1); /* item 9 */
+    CHECK_EQ(count, 1);
+    CHECK_EQ((intptr_t)values[0], 81);
+    values = NULL;
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+    CHECK(values == NULL); /* untouched at the end */
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+    CHECK_EQ(cf_map_next_batch(NULL, &values, &count), CF_EINVAL);
+    CHECK_EQ(cf_map_next_batch(it, NULL, &count), CF_EINVAL);
+    CHECK_EQ(cf_map_next_batch(it, &values, NULL), CF_EINVAL);
+    cf_map_free(it);
+
+    /* One item per task: batches of one; unordered: every result once. */
+    for (int unordered = 0; unordered < 2; unordered++) {
+        it = cf_map(ex, task_square, args, N, &(cf_map_opts){ .unordered = unordered });
+        CHECK(it);
+        int seen[N] = { 0 };
+        for (int i = 0; i < N; i++) {
+            CHECK_EQ(cf_map_next_batch(it, &values, &count), 1);
+            CHECK_EQ(count, 1);
+            intptr_t r = (intptr_t)values[0];
+            int k = 0;
+            while (k < N && k * k != r)
+                k++;
+            CHECK(k < N);
+            if (!unordered)
+                CHECK_EQ(k, i);
+            seen[k]++;
+        }
+        CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+        for (int k = 0; k < N; k++)
+            CHECK_EQ(seen[k], 1);
         cf_map_free(it);
     }
     cf_executor_free(ex);
@@ -480,6 +611,97 @@ static void test_return_copy_through_map(void)
         cf_map_free(it);
     }
     cf_executor_free(ex);
+}
+
+static void *task_fail_at_5(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    if (i == 5)
+        return cf_raise(55, "item %d failed", (int)i);
+    return V(i);
+}
+
+/* A chunk that fails midway: a batch of the items before the failure, then
+ * the error, then the end. Copied results stay valid until the next call. */
+static void test_next_batch_error_and_copies(void)
+{
+    enum { N = 9 };
+    cf_executor *ex = pool(2);
+    void *args[N];
+    for (int i = 0; i < N; i++)
+        args[i] = V(i);
+    cf_map_iter *it = cf_map(ex, task_fail_at_5, args, N, &(cf_map_opts){ .chunksize = 4 });
+    CHECK(it);
+    void *const *values;
+    size_t count;
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1);
+    CHECK_EQ(count, 4);
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 1); /* item 4, before the failure */
+    CHECK_EQ(count, 1);
+    CHECK_EQ((intptr_t)values[0], 4);
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), CF_ETASK);
+    CHECK(cf_map_exception(it));
+    CHECK_EQ(cf_map_exception(it)->code, 55);
+    CHECK_STR(cf_map_exception(it)->message, "item 5 failed");
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+    cf_map_free(it);
+
+    it = cf_map(ex, task_string, args, N, &(cf_map_opts){ .chunksize = 3 });
+    CHECK(it);
+    for (int i = 0; i < N; i += 3) {
+        CHECK_EQ(cf_map_next_batch(it, &values, &count), 1);
+        CHECK_EQ(count, 3);
+        for (int k = 0; k < 3; k++) {
+            char want[32];
+            snprintf(want, sizeof want, "item-%d", i + k);
+            CHECK_STR((const char *)values[k], want);
+        }
+    }
+    CHECK_EQ(cf_map_next_batch(it, &values, &count), 0);
+    cf_map_free(it);
+    cf_executor_free(ex);
+}
+
+static atomic_int chunk_items_done;
+
+static void *task_first_of_chunk_blocks(void *arg)
+{
+    if (I(arg) == 0) {
+        started_add();
+        CHECK_EQ(cf_future_result(gate, CF_FOREVER, NULL), 0);
+    }
+    if (I(arg) < 8) /* chunk 0 */
+        atomic_fetch_add(&chunk_items_done, 1);
+    return cf_return_copy(&arg, sizeof arg);
+}
+
+/* cf_map_free while a chunk runs (held at its first item): free returns only
+ * once the running chunk has read its last item, so that the caller may free
+ * args at once (ASan and TSan watch the heap array; the chunk writes its
+ * results into memory it shares with the map). The gate may open before the
+ * cancel, so later chunks may run or not. */
+static void test_free_waits_for_running_tasks(void)
+{
+    enum { N = 40, CHUNK = 8 };
+    for (size_t buffersize = 0; buffersize <= 2; buffersize += 2) {
+        cf_executor *ex = pool(1);
+        gate = cf_future_new();
+        started_reset();
+        atomic_store(&chunk_items_done, 0);
+        void **args = malloc(N * sizeof *args);
+        CHECK(args);
+        for (int i = 0; i < N; i++)
+            args[i] = V(i);
+        cf_map_iter *it = cf_map(ex, task_first_of_chunk_blocks, args, N,
+                                 &(cf_map_opts){ .chunksize = CHUNK, .buffersize = buffersize });
+        CHECK(it);
+        started_wait(1); /* chunk 0 is running, held at its first item */
+        free_while_gate_opens(it);
+        CHECK_EQ(atomic_load(&chunk_items_done), CHUNK); /* chunk 0 has ended */
+        free(args);
+        cf_executor_free(ex);
+        cf_future_unref(gate);
+    }
 }
 
 static bool no_items(void *userdata, void **arg)
@@ -535,8 +757,12 @@ int main(void)
     RUN(test_source_without_buffersize);
     RUN(test_submit_failure_midway);
     RUN(test_unordered);
-    RUN(test_arg_size_copies);
+    RUN(test_arg_size_in_place);
+    RUN(test_arg_size_source_copies);
     RUN(test_return_copy_through_map);
+    RUN(test_next_batch);
+    RUN(test_next_batch_error_and_copies);
+    RUN(test_free_waits_for_running_tasks);
     RUN(test_bad_options);
     fprintf(stderr, "test_map: all passed\n");
     return 0;

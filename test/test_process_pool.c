@@ -235,6 +235,20 @@ static void check_map(cf_executor *ex, size_t chunksize)
     }
     CHECK_EQ(cf_map_next(it, &v), 0);
     cf_map_free(it);
+
+    /* The same through cf_map_next_batch: a task's results at a time. */
+    it = cf_map(ex, square, args, N, &(cf_map_opts){ .chunksize = chunksize });
+    CHECK(it != NULL);
+    void *const *values;
+    size_t count, got = 0;
+    while (cf_map_next_batch(it, &values, &count) == 1) {
+        CHECK(count >= 1 && count <= (chunksize > 1 ? chunksize : 1));
+        for (size_t k = 0; k < count; k++)
+            CHECK_EQ(I(values[k]), (intptr_t)((got + k) * (got + k)));
+        got += count;
+    }
+    CHECK_EQ(got, N);
+    cf_map_free(it);
 }
 
 static void test_map(void)

@@ -23,10 +23,11 @@ typedef enum bench_workload {
     BENCH_MAP_CHUNKED,
     BENCH_SLEEP_CONCURRENCY,
     BENCH_LOOP_ROUNDTRIP, /* bench_loop.c: cfutures and libuv only */
-    /* fib(fib_n) where every call above fib_cutoff runs its two halves as
-     * nested tasks and waits for them (below it: bench_fib, serial);
-     * fib_rounds of them, serial time / pool time, x. Only systems with
-     * nested parallelism run it (see bench_cfutures_workloads). */
+    /* fib(fib_n) where every call at or above fib_cutoff runs its two halves
+     * as nested tasks and waits for them (below it: bench_fib, serial):
+     * calls of fib per second, and the speedup over serial as a second
+     * figure (nested_fib_speedup). Only systems with nested parallelism run
+     * it (see bench_cfutures_workloads and bench_peers.c). */
     BENCH_NESTED_FIB,
     BENCH_WORKLOAD_COUNT
 } bench_workload;
@@ -41,6 +42,9 @@ bool bench_workload_higher_is_better(bench_workload w);
     (BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |            \
      BENCH_BIT(BENCH_CPU_SPEEDUP) | BENCH_BIT(BENCH_MAP_CHUNKED) |                       \
      BENCH_BIT(BENCH_SLEEP_CONCURRENCY))
+/* The same for any figure's name: a workload's, or one of the extra figures
+ * (map_chunked_per_item, nested_fib_speedup, map_chunked_memory ...). */
+bool bench_figure_higher_is_better(const char *name);
 
 /* Sizes of the workloads (the full set, or the smaller --quick one). */
 typedef struct bench_params {

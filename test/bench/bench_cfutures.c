@@ -1,6 +1,11 @@
-/* cf-bench: the five workloads on cfutures' thread pool and process pool.
+/* cf-bench: the workloads on cfutures' thread pool and process pool.
  * Pool creation and start-up of the workers are not timed: a warm-up makes
  * every worker exist before the clock starts (as for every other system).
+ *
+ * map_chunked uses the fastest honest entry point: cf_parallel_for on a
+ * thread pool (each chunk squares its slice of the args array into an out
+ * array), cf_map + cf_map_next_batch where there is no parallel loop (the
+ * process pool). The thread pool's cf_map figure is map_chunked_per_item.
  * SPDX-License-Identifier: MIT */
 #include "bench.h"
 
@@ -174,34 +179,175 @@ static double run_cpu(bool process, cf_executor *ex, const bench_params *p)
     return value;
 }
 
-static double run_map(bool process, cf_executor *ex, const bench_params *p)
+/* The sum of i^2 for i < n, which every map_chunked run must give. */
+static uint64_t sum_of_squares(size_t n)
+{
+    uint64_t m = n;
+    return m ? (m - 1) * m * (2 * m - 1) / 6 : 0;
+}
+
+/* cf_map over the args, the results taken a task's worth at a time. */
+static double run_map_batches(bool process, cf_executor *ex, const bench_params *p,
+                              void *const *args)
 {
     size_t n = p->map_items;
-    void **args = malloc(n * sizeof *args);
-    if (!args)
-        return NAN;
-    for (size_t i = 0; i < n; i++)
-        args[i] = (void *)(intptr_t)i;
-
-    double value = NAN;
     uint64_t sum = 0;
     uint64_t t0 = bench_now_ns();
     cf_map_iter *it =
         cf_map(ex, task_square, args, n, &(cf_map_opts){.chunksize = p->map_chunksize});
     int rc = it ? 0 : cf_last_error();
-    void *v;
-    while (it && (rc = cf_map_next(it, &v)) == 1)
-        sum += (uint64_t)(uintptr_t)v;
+    void *const *values;
+    size_t count;
+    while (it && (rc = cf_map_next_batch(it, &values, &count)) == 1)
+        for (size_t i = 0; i < count; i++)
+            sum += (uint64_t)(uintptr_t)values[i];
     uint64_t dt = bench_now_ns() - t0;
     cf_map_free(it);
-    uint64_t m = n;
-    uint64_t expect = m ? (m - 1) * m * (2 * m - 1) / 6 : 0; /* sum of i^2, i < n */
-    if (rc == 0 && sum == expect)
-        value = (double)n / ((double)dt / 1e9);
-    else
-        fail_note(process, "map_chunked", rc < 0 ? rc : CF_EINVALIDSTATE);
-    free(args);
+    if (rc == 0 && sum == sum_of_squares(n))
+        return (double)n / ((double)dt / 1e9);
+    fail_note(process, "map_chunked (cf_map)", rc < 0 ? rc : CF_EINVALIDSTATE);
+    return NAN;
+}
+
+/* The integers are the item numbers, as in GLib's and libuv's loops. */
+static void range_square(void *ctx, const cf_range *r)
+{
+    (void)ctx;
+    uint64_t *out = r->out;
+    for (size_t i = 0, n = r->end - r->begin; i < n; i++) {
+        uint64_t x = r->begin + i;
+        out[i] = x * x;
+    }
+}
+
+/* cf_parallel_for into an out array (allocated in the timed part, as GLib's
+ * and libuv's loops do), then the same sum. NAN with *unsupported set when
+ * the executor has no parallel loop. */
+static double run_loop(bool process, cf_executor *ex, const bench_params *p, bool *unsupported)
+{
+    size_t n = p->map_items;
+    uint64_t t0 = bench_now_ns();
+    uint64_t *out = malloc(n * sizeof *out);
+    if (!out)
+        return NAN;
+    cf_parallel_opts opts = {.grain = p->map_chunksize, .out = out, .out_size = sizeof *out};
+    int rc = cf_parallel_for(ex, n, range_square, NULL, &opts);
+    uint64_t sum = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        sum += out[i];
+    uint64_t dt = bench_now_ns() - t0;
+    free(out);
+    *unsupported = rc == CF_ENOTSUP;
+    if (rc == 0 && sum == sum_of_squares(n))
+        return (double)n / ((double)dt / 1e9);
+    if (!*unsupported)
+        fail_note(process, "map_chunked (cf_parallel_for)", rc < 0 ? rc : CF_EINVALIDSTATE);
+    return NAN;
+}
+
+/* cf_map's input, made once: the data a program maps over exists before it
+ * maps (and a fresh 8 MB array per run would only measure page faults). */
+static void *const *map_args(const bench_params *p)
+{
+    static void **args;
+    static size_t n;
+    if (n != p->map_items) {
+        free(args);
+        n = 0;
+        if (!(args = malloc(p->map_items * sizeof *args)))
+            return NULL;
+        n = p->map_items;
+        for (size_t i = 0; i < n; i++)
+            args[i] = (void *)(intptr_t)i;
+    }
+    return args;
+}
+
+/* map_chunked through the fastest entry point; *per_item gets cf_map's
+ * figure when that is not the one (thread pool), else NAN. */
+static double run_map(bool process, cf_executor *ex, const bench_params *p, double *per_item)
+{
+    void *const *args = map_args(p);
+    if (!args)
+        return NAN;
+    bool unsupported = false;
+    double value = run_loop(process, ex, p, &unsupported);
+    *per_item = NAN;
+    if (unsupported) {
+        value = run_map_batches(process, ex, p, args);
+    } else if (!isnan(value)) {
+        /* After a loop one worker keeps polling for the next (up to 1 ms):
+         * let it park first, so that cf_map starts as cold as every other
+         * system's pool does after its warm-up. */
+        bench_sleep_ms(5);
+        *per_item = run_map_batches(process, ex, p, args);
+    }
     return value;
+}
+
+/* ------------------------------------------------------------------------ */
+/* nested_fib: fib(n), every call above the cutoff submitting its two halves */
+/* to the same pool and waiting for them (thread pools only).                */
+/* ------------------------------------------------------------------------ */
+
+static cf_executor *fib_pool;
+static int fib_cutoff;
+
+static uint64_t fib_serial(int n)
+{
+    return n < 2 ? (uint64_t)n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+static void *task_fib(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+    if (n < fib_cutoff)
+        return (void *)(uintptr_t)fib_serial(n);
+    cf_future *a = cf_submit(fib_pool, task_fib, (void *)(intptr_t)(n - 1));
+    cf_future *b = a ? cf_submit(fib_pool, task_fib, (void *)(intptr_t)(n - 2)) : NULL;
+    void *x = NULL, *y = NULL;
+    int rc = b ? cf_future_result(a, CF_FOREVER, &x) : cf_last_error();
+    if (rc == 0)
+        rc = cf_future_result(b, CF_FOREVER, &y);
+    cf_future_unref(a);
+    cf_future_unref(b);
+    if (rc != 0)
+        return cf_raise(rc, "fib(%d): %s", n, cf_err_name(rc));
+    return (void *)((uintptr_t)x + (uintptr_t)y);
+}
+
+/* Items: the calls of fib in the whole recursion, 2 fib(n + 1) - 1.
+ * *speedup: the serial recursion's time (measured just before) over the
+ * pool's. */
+static double run_fib(bool process, cf_executor *ex, const bench_params *p, double *speedup)
+{
+    *speedup = NAN;
+    volatile int n = p->fib_n; /* read at run time: no constant folding */
+    uint64_t expect = fib_serial(n);
+    uint64_t t0 = bench_now_ns();
+    for (size_t r = 0; r < p->fib_rounds; r++)
+        expect = fib_serial(n) == expect ? expect : 0;
+    uint64_t serial = bench_now_ns() - t0;
+    fib_pool = ex;
+    fib_cutoff = p->fib_cutoff;
+    t0 = bench_now_ns();
+    int rc = 0;
+    for (size_t r = 0; r < p->fib_rounds && rc == 0; r++) {
+        cf_future *f = cf_submit(ex, task_fib, (void *)(intptr_t)n);
+        void *v = NULL;
+        rc = f ? cf_future_result(f, CF_FOREVER, &v) : cf_last_error();
+        if (rc == 0 && (uint64_t)(uintptr_t)v != expect)
+            rc = CF_EINVALIDSTATE;
+        cf_future_unref(f);
+    }
+    uint64_t dt = bench_now_ns() - t0;
+    if (rc != 0) {
+        fail_note(process, "nested_fib", rc);
+        return NAN;
+    }
+    *speedup = (double)serial / (double)dt;
+    double calls = (double)p->fib_rounds * (2.0 * (double)fib_serial(n + 1) - 1);
+    return calls / ((double)dt / 1e9);
 }
 
 static double run_sleep(bool process, cf_executor *ex, const bench_params *p)
@@ -237,14 +383,41 @@ static double run_sleep(bool process, cf_executor *ex, const bench_params *p)
 
 /* ------------------------------------------------------------------------ */
 
-/* nested_fib needs tasks that submit tasks and wait for them without holding
- * a worker each (nested parallelism). When cfutures has it: add
- * BENCH_BIT(BENCH_NESTED_FIB) here and a run_nested_fib to the switch below
- * (bench_tbb.cpp shows the workload; the table and README need nothing). */
+/* The workloads cfutures' pools run: nested_fib needs tasks that submit
+ * tasks and wait for them without holding a worker each (nested
+ * parallelism), which only the thread pool has. */
 unsigned bench_cfutures_workloads(bool process)
 {
-    (void)process;
-    return BENCH_CLASSIC_FIVE;
+    return BENCH_CLASSIC_FIVE | (process ? 0 : BENCH_BIT(BENCH_NESTED_FIB));
+}
+
+/* The second figure some workloads give, or NULL. */
+static const char *extra_figure(bool process, bench_workload w, const char **unit)
+{
+    if (w == BENCH_MAP_CHUNKED && !process) {
+        *unit = "items/s";
+        return "map_chunked_per_item";
+    }
+    if (w == BENCH_NESTED_FIB) {
+        *unit = "x";
+        return "nested_fib_speedup";
+    }
+    return NULL;
+}
+
+static void note_entry_points(bool process, bench_workload w)
+{
+    if (w == BENCH_MAP_CHUNKED)
+        bench_note(process ? "%s map_chunked: cf_map + cf_map_next_batch (no cf_parallel_for "
+                             "on this pool yet)"
+                           : "%s map_chunked: cf_parallel_for (grain 1000, into an out array); "
+                             "map_chunked_per_item: cf_map (chunksize 1000) + "
+                             "cf_map_next_batch",
+                   bench_cf_system(process));
+    else if (w == BENCH_NESTED_FIB)
+        bench_note("%s nested_fib: fib(25), each call >= 12 submits both halves and waits "
+                   "(cf_future_result); items = calls of fib",
+                   bench_cf_system(process));
 }
 
 bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
@@ -252,11 +425,20 @@ bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
     static bool unavailable[2];
     if (unavailable[process])
         return false;
+    if (w == BENCH_NESTED_FIB && process) {
+        bench_note("%s nested_fib: skipped (a process pool's tasks cannot submit to it)",
+                   bench_cf_system(process));
+        return true;
+    }
     int workers = w == BENCH_SLEEP_CONCURRENCY ? p->sleep_workers : p->workers;
-    double *values = malloc((size_t)p->repeat * sizeof *values);
+    double *values = malloc(2 * (size_t)p->repeat * sizeof *values);
     if (!values)
         return false;
-    size_t got = 0;
+    double *extra = values + p->repeat;
+    const char *extra_unit = NULL;
+    const char *extra_name = extra_figure(process, w, &extra_unit);
+    note_entry_points(process, w);
+    size_t got = 0, got_extra = 0;
     for (int r = 0; r < p->repeat; r++) {
         int code;
         cf_executor *ex = bench_cf_pool(process, workers, &code);
@@ -269,26 +451,30 @@ bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
             }
             break;
         }
-        double v = NAN;
+        double v = NAN, second = NAN;
         switch (w) {
         case BENCH_EMPTY_THROUGHPUT: v = run_empty(process, ex, p); break;
         case BENCH_ROUNDTRIP_LATENCY: v = run_roundtrip(process, ex, p); break;
         case BENCH_CPU_SPEEDUP: v = run_cpu(process, ex, p); break;
-        case BENCH_MAP_CHUNKED: v = run_map(process, ex, p); break;
+        case BENCH_MAP_CHUNKED: v = run_map(process, ex, p, &second); break;
         case BENCH_SLEEP_CONCURRENCY: v = run_sleep(process, ex, p); break;
         case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
-        case BENCH_NESTED_FIB: /* not in bench_cfutures_workloads() yet */
+        case BENCH_NESTED_FIB: v = run_fib(process, ex, p, &second); break;
         case BENCH_WORKLOAD_COUNT: break;
         }
         cf_executor_free(ex);
         if (isnan(v))
             break;
         values[got++] = v;
+        if (!isnan(second))
+            extra[got_extra++] = second;
     }
     bool ok = got == (size_t)p->repeat;
     if (ok)
         bench_report_runs(bench_cf_system(process), bench_workload_name(w), values, got,
                           bench_workload_unit(w));
+    if (ok && extra_name && got_extra == got)
+        bench_report_runs(bench_cf_system(process), extra_name, extra, got_extra, extra_unit);
     free(values);
     return ok;
 }

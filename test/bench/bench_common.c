@@ -21,12 +21,21 @@ static const struct {
     [BENCH_MAP_CHUNKED] = {"map_chunked", "items/s", true},
     [BENCH_SLEEP_CONCURRENCY] = {"sleep_concurrency", "ms", false},
     [BENCH_LOOP_ROUNDTRIP] = {"loop_roundtrip", "us", false},
-    [BENCH_NESTED_FIB] = {"nested_fib", "x", true},
+    [BENCH_NESTED_FIB] = {"nested_fib", "items/s", true},
 };
 
 const char *bench_workload_name(bench_workload w) { return workloads[w].name; }
 const char *bench_workload_unit(bench_workload w) { return workloads[w].unit; }
 bool bench_workload_higher_is_better(bench_workload w) { return workloads[w].higher_is_better; }
+
+bool bench_figure_higher_is_better(const char *name)
+{
+    for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++)
+        if (strcmp(name, workloads[w].name) == 0)
+            return workloads[w].higher_is_better;
+    /* Rates and speedups are better bigger; memory and times smaller. */
+    return strcmp(name, "map_chunked_per_item") == 0 || strcmp(name, "nested_fib_speedup") == 0;
+}
 
 void bench_params_init(bench_params *p, bool quick, int repeat)
 {

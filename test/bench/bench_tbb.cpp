@@ -26,6 +26,7 @@ const char *const SYSTEM = "tbb-thread";
 // What nested_fib's runs took, for the note after its figure.
 struct fib_times {
     std::vector<double> pool_us, serial_us; // per fib(n)
+    std::vector<double> speedup;            // per run: serial time / pooled time
 };
 
 // Every thread of the arena busy at once for a moment, so that TBB's worker
@@ -129,7 +130,9 @@ double run_fib(const bench_params *p, fib_times *times)
     double rounds = static_cast<double>(p->fib_rounds);
     times->pool_us.push_back(static_cast<double>(pooled) / 1e3 / rounds);
     times->serial_us.push_back(static_cast<double>(serial) / 1e3 / rounds);
-    return static_cast<double>(serial) / static_cast<double>(pooled);
+    times->speedup.push_back(static_cast<double>(serial) / static_cast<double>(pooled));
+    double calls = rounds * (2.0 * static_cast<double>(bench_fib(p->fib_n + 1)) - 1);
+    return calls / (static_cast<double>(pooled) / 1e9); // calls of fib per second
 }
 
 } // namespace
@@ -165,10 +168,13 @@ bool bench_tbb_run(bench_workload w, const bench_params *p)
 {
     fib_times times;
     bool ok = bench_repeat(SYSTEM, w, p, run_once, &times);
-    if (ok && w == BENCH_NESTED_FIB)
+    if (ok && w == BENCH_NESTED_FIB) {
         bench_note("%s nested_fib: one fib(%d) in %.1f us, %.1f us serially (medians)", SYSTEM,
                    p->fib_n, bench_median(times.pool_us.data(), times.pool_us.size()),
                    bench_median(times.serial_us.data(), times.serial_us.size()));
+        bench_report_runs(SYSTEM, "nested_fib_speedup", times.speedup.data(),
+                          times.speedup.size(), "x");
+    }
     return ok;
 }
 

@@ -37,7 +37,8 @@ static void usage(FILE *out)
             "                   map_chunked, sleep_concurrency, nested_fib or\n"
             "                   loop_roundtrip\n"
             "  --sweep          task size x workers: per-task overhead and efficiency\n"
-            "  --memory         bytes per pending future (1,000,000 of them)\n"
+            "  --memory         bytes per pending future (1,000,000 of them) and per\n"
+            "                   item of a chunked map (10,000,000 items)\n"
             "  --compare        also Python and the peers (GLib, libuv, ... when built),\n"
             "                   the sweep and memory, then a table of ratios to cfutures\n"
             "                   and the targets\n");
@@ -120,12 +121,6 @@ static void cfutures_of(const char *system, char *out, size_t size)
         snprintf(out, size, "cfutures-%s", dash ? dash + 1 : system);
 }
 
-static bool higher_is_better(const char *workload)
-{
-    int w = parse_workload(workload);
-    return w >= 0 && bench_workload_higher_is_better((bench_workload)w);
-}
-
 static void print_table_row(const char *workload)
 {
     for (size_t i = 0; i < bench_figure_count(); i++) {
@@ -138,7 +133,7 @@ static void print_table_row(const char *workload)
         char ratio[32] = "-", better[32] = "-";
         if (cf && cf->value != 0 && f->value != 0) {
             double q = f->value / cf->value;
-            bool hib = higher_is_better(f->workload);
+            bool hib = bench_figure_higher_is_better(f->workload);
             snprintf(ratio, sizeof ratio, "%.3g", q);
             if (!is_cfutures(f->system))
                 snprintf(better, sizeof better, "%.3g", hib ? 1 / q : q);
@@ -174,15 +169,22 @@ static void print_floors(void)
     }
 }
 
+/* The rows of the side-by-side table: every workload, and the figures some
+ * give beside their own. */
+static const char *const table_rows[] = {
+    "empty_throughput",      "roundtrip_latency",  "cpu_speedup",        "map_chunked",
+    "map_chunked_per_item",  "sleep_concurrency",  "loop_roundtrip",     "nested_fib",
+    "nested_fib_speedup",    "pending_future_memory", "map_chunked_memory",
+};
+
 static void print_compare_table(void)
 {
     printf("#\n# side by side: ratio = figure / cfutures' figure for the same pool kind;\n"
            "# 'cfutures x' = how many times better cfutures is (>1: cfutures wins)\n");
     printf("# %-22s %-18s %14s %-12s %8s %11s\n", "workload", "system", "value", "unit", "ratio",
            "cfutures x");
-    for (int w = 0; w < BENCH_WORKLOAD_COUNT; w++)
-        print_table_row(bench_workload_name((bench_workload)w));
-    print_table_row("pending_future_memory");
+    for (size_t r = 0; r < sizeof table_rows / sizeof table_rows[0]; r++)
+        print_table_row(table_rows[r]);
     print_floors();
 }
 
@@ -196,25 +198,32 @@ typedef struct target {
     double bound;
     bool at_least; /* figure >= bound (else <=) */
     const char *text;
+    const char *versus_workload; /* NULL: the same workload */
 } target;
 
 static const target targets[] = {
-    {"cfutures-thread", "empty_throughput", NULL, 3.5e6, true, ">= 3.5 M tasks/s"},
-    {"cfutures-thread", "roundtrip_latency", NULL, 5, false, "<= 5 us"},
-    {"cfutures-thread", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x"},
-    {"cfutures-thread", "map_chunked", NULL, 1e9, true, ">= 1 G items/s"},
-    {"cfutures-thread", "sleep_concurrency", NULL, 105, false, "<= 105 ms"},
-    {"cfutures-thread", "empty_throughput", "glib-thread", 2, true, ">= 2 x GLib"},
-    {"cfutures-thread", "empty_throughput", "python-thread", 50, true, ">= 50 x Python"},
-    {"cfutures-thread", "roundtrip_latency", "glib-thread", 0.2, false, "<= 1/5 of GLib"},
-    {"cfutures-thread", "pending_future_memory", NULL, 256, false, "<= 256 bytes/future"},
-    {"cfutures-thread", "loop_roundtrip", "libuv", 0.5, false, "<= 1/2 of libuv"},
-    {"cfutures-process", "empty_throughput", NULL, 250e3, true, ">= 250 k tasks/s"},
-    {"cfutures-process", "roundtrip_latency", NULL, 30, false, "<= 30 us"},
-    {"cfutures-process", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x"},
-    {"cfutures-process", "map_chunked", NULL, 100e6, true, ">= 100 M items/s"},
-    {"cfutures-process", "empty_throughput", "python-process", 20, true, ">= 20 x Python"},
-    {"cfutures-process", "roundtrip_latency", "python-process", 0.2, false, "<= 1/5 of Python"},
+    {"cfutures-thread", "empty_throughput", NULL, 3.5e6, true, ">= 3.5 M tasks/s", NULL},
+    {"cfutures-thread", "roundtrip_latency", NULL, 5, false, "<= 5 us", NULL},
+    {"cfutures-thread", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL},
+    {"cfutures-thread", "map_chunked", NULL, 1e9, true, ">= 1 G items/s", NULL},
+    {"cfutures-thread", "sleep_concurrency", NULL, 105, false, "<= 105 ms", NULL},
+    {"cfutures-thread", "empty_throughput", "glib-thread", 2, true, ">= 2 x GLib", NULL},
+    {"cfutures-thread", "empty_throughput", "python-thread", 50, true, ">= 50 x Python", NULL},
+    {"cfutures-thread", "roundtrip_latency", "glib-thread", 0.2, false, "<= 1/5 of GLib", NULL},
+    {"cfutures-thread", "pending_future_memory", NULL, 256, false, "<= 256 bytes/future", NULL},
+    {"cfutures-thread", "loop_roundtrip", "libuv", 0.5, false, "<= 1/2 of libuv", NULL},
+    /* issue 10: the parallel loop and the map at the peers' speed */
+    {"cfutures-thread", "map_chunked", "tbb-thread", 1, true, ">= TBB parallel_for", NULL},
+    {"cfutures-thread", "map_chunked", "pthreadpool-thread", 0.9, true, ">= 0.9 x pthreadpool", NULL},
+    {"cfutures-thread", "map_chunked_per_item", "glib-thread", 1, true, ">= GLib's hand loop",
+     "map_chunked"},
+    {"cfutures-thread", "map_chunked_memory", NULL, 24, false, "<= 24 bytes/item", NULL},
+    {"cfutures-process", "empty_throughput", NULL, 250e3, true, ">= 250 k tasks/s", NULL},
+    {"cfutures-process", "roundtrip_latency", NULL, 30, false, "<= 30 us", NULL},
+    {"cfutures-process", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL},
+    {"cfutures-process", "map_chunked", NULL, 100e6, true, ">= 100 M items/s", NULL},
+    {"cfutures-process", "empty_throughput", "python-process", 20, true, ">= 20 x Python", NULL},
+    {"cfutures-process", "roundtrip_latency", "python-process", 0.2, false, "<= 1/5 of Python", NULL},
 };
 
 static void print_targets(bool quick)
@@ -225,7 +234,10 @@ static void print_targets(bool quick)
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         const target *t = &targets[i];
         const bench_figure *f = bench_figure_find(t->system, t->workload);
-        const bench_figure *v = t->versus ? bench_figure_find(t->versus, t->workload) : NULL;
+        const bench_figure *v =
+            t->versus ? bench_figure_find(t->versus, t->versus_workload ? t->versus_workload
+                                                                        : t->workload)
+                      : NULL;
         if (!f || (t->versus && !v))
             continue;
         double measured = t->versus ? (v->value != 0 ? f->value / v->value : NAN) : f->value;

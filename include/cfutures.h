@@ -25,6 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cfutures-version.h" /* generated from meson.build; see "Version" below */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,9 +43,22 @@ extern "C" {
 #define CF_PRINTF(fmt, args)
 #endif
 
-#define CFUTURES_VERSION_MAJOR 0
-#define CFUTURES_VERSION_MINOR 1
-#define CFUTURES_VERSION_PATCH 0
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The header's version comes from <cfutures-version.h>, generated from
+ * meson.build: CFUTURES_VERSION_MAJOR, _MINOR, _PATCH, CFUTURES_VERSION_STRING
+ * ("0.2.0"), CFUTURES_VERSION_HEX ((major << 16) | (minor << 8) | patch) and
+ * CFUTURES_CHECK_VERSION(major, minor, patch), true when the header is at
+ * least that version (all usable in #if). */
+
+/* The running library's version as CFUTURES_VERSION_HEX: it may differ from
+ * the header's when the program runs with another libcfutures of the same
+ * soname (README "ABI policy"). Never fails, never blocks. */
+CF_API unsigned cf_version(void);
+/* The same as a string, e.g. "0.2.0": static, never NULL. */
+CF_API const char *cf_version_string(void);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */

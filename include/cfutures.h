@@ -16,6 +16,10 @@
  * - Every function is thread-safe unless its comment says otherwise: futures and
  *   executors may be shared between threads; one iterator (cf_map_iter,
  *   cf_as_completed) is used by one thread at a time.
+ * - Option structs (and cf_executor_stats) end with `uint64_t cf_reserved[8]`,
+ *   from which later versions take new fields without changing the struct's
+ *   size. Leave it zero: designated initializers, `= {0}` or memset do. A
+ *   non-zero word is an option this library does not know: CF_ENOTSUP.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -24,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cfutures-version.h" /* generated from meson.build; see "Version" below */
 
@@ -221,6 +226,7 @@ typedef struct cf_thread_pool_opts {
     int (*initializer)(void *initarg); /* runs first in each worker thread;
                                           nonzero return: the pool is broken */
     void *initarg;
+    uint64_t cf_reserved[8]; /* zero (later versions' options); else CF_ENOTSUP */
 } cf_thread_pool_opts;
 
 /* How a process pool starts its workers (cf_process_pool_opts.start_method).
@@ -274,14 +280,17 @@ typedef struct cf_process_pool_opts {
     size_t max_message;      /* 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit;
                                 values above 1 GiB count as 1 GiB */
     cf_start_method start_method; /* 0: CF_START_AUTO; another value: CF_EINVAL */
+    uint64_t cf_reserved[8]; /* zero (later versions' options); else CF_ENOTSUP */
 } cf_process_pool_opts;
 
 /* Create a pool (opts may be NULL: all defaults). Workers start lazily, on
  * demand, and idle ones are reused. NULL on failure with cf_last_error() and
  * cf_last_error_message(): CF_EINVAL (bad option), CF_ENOMEM, CF_ESYSTEM (a
- * system call failed: the message gives it and its errno's words), and for a
- * process pool CF_ENOTSUP when its start method cannot work here (the
- * message says why, e.g. no cfutures-worker helper was found).
+ * system call failed: the message gives it and its errno's words),
+ * CF_ENOTSUP for a non-zero cf_reserved word (the message: "an option this
+ * libcfutures does not know", and which word), and for a process pool
+ * CF_ENOTSUP when its start method cannot work here (the message says why,
+ * e.g. no cfutures-worker helper was found).
  * A process pool's workers start as start_method says (see cf_start_method;
  * no code is needed in the program); a manager thread owns them. Workers are
  * watched through pidfds (Linux 5.4 and later), never through SIGCHLD: the
@@ -344,12 +353,13 @@ typedef struct cf_executor_stats {
     unsigned long long cancelled; /* cancelled before they started, since creation */
     unsigned long long workers_replaced; /* process and MPI pools: workers that
                                             died or were recycled (max_tasks_per_child) */
+    uint64_t cf_reserved[8]; /* set to zero (later versions' counts) */
 } cf_executor_stats;
-/* Fill *out with a snapshot: counts taken while work goes on, each exact
- * for the moment it was read. Costs the executor's hot path nothing (each
- * worker keeps its own counts; this sums them) and never blocks on tasks:
- * it walks the queue of pending work under the queue's lock, so its cost
- * grows with what is pending. Returns 0, CF_EINVAL (NULL ex or out), or
+/* Fill *out with a snapshot (every field; cf_reserved zeroed): counts taken
+ * while work goes on, each exact for the moment it was read. Costs the
+ * executor's hot path nothing (each worker keeps its own counts; this sums
+ * them) and never blocks on tasks: it walks the queue of pending work under
+ * the queue's lock, so its cost grows with what is pending. Returns 0, CF_EINVAL (NULL ex or out), or
  * CF_EBROKEN on a fork() child's copy. */
 CF_API int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out);
 
@@ -392,6 +402,7 @@ typedef struct cf_map_opts {
     size_t buffersize; /* 0: submit everything at once; else at most this many tasks in flight */
     size_t arg_size;   /* 0: args[i] passed as values; else args[i] points at arg_size bytes to copy */
     bool unordered;    /* yield in completion order instead of input order */
+    uint64_t cf_reserved[8]; /* zero (later versions' options); else CF_ENOTSUP */
 } cf_map_opts;
 
 typedef struct cf_map_iter cf_map_iter;
@@ -401,8 +412,10 @@ typedef struct cf_map_iter cf_map_iter;
  * 0 the caller may free them when cf_map returns; with buffersize they must
  * stay valid until cf_map_free. The iterator is the caller's, to release with
  * cf_map_free. NULL with cf_last_error(): CF_EINVAL (NULL ex or fn, args NULL
- * with n > 0, negative timeout, arg_size with NULL args[i]), CF_ESHUTDOWN,
- * CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
+ * with n > 0, negative timeout, arg_size with NULL args[i]), CF_ENOTSUP (a
+ * non-zero cf_reserved word: an option this libcfutures does not know),
+ * CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM. Does not block
+ * on tasks. */
 CF_API cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
                            const cf_map_opts *opts);
 /* Like cf_map over a generator: next_arg(userdata, &arg) returns true and sets

@@ -2,7 +2,9 @@
  * installed (pkg-config, CMake) or as a Meson subproject. Its header and its
  * library must be the same version, and both pools must work: the process
  * pool re-runs this program, which shows that the worker entry comes along
- * also when libcfutures is linked statically.
+ * also when libcfutures is linked statically. With --helper, a process pool
+ * started from the cfutures-worker helper can also be made: the helper was
+ * found where it was installed, relative to libcfutures.so.
  * SPDX-License-Identifier: MIT */
 #include <cfutures.h>
 
@@ -35,7 +37,7 @@ static int run(cf_executor *ex, const char *what, intptr_t n)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     if (strcmp(cf_version_string(), CFUTURES_VERSION_STRING) != 0 ||
         cf_version() != (unsigned)CFUTURES_VERSION_HEX) {
@@ -46,6 +48,15 @@ int main(void)
     if (run(cf_thread_pool_new(NULL), "thread pool", 7) ||
         run(cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 1 }), "process pool", 9))
         return 1;
+    if (argc > 1 && strcmp(argv[1], "--helper") == 0) {
+        cf_executor *ex = cf_process_pool_new(
+            &(cf_process_pool_opts){ .max_workers = 1, .start_method = CF_START_HELPER });
+        if (!ex) {
+            fprintf(stderr, "app: helper start: %s\n", cf_last_error_message());
+            return 1;
+        }
+        cf_executor_free(ex);
+    }
     printf("app: cfutures %s, all results right\n", cf_version_string());
     return 0;
 }

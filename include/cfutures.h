@@ -359,8 +359,8 @@ typedef struct cf_executor_stats {
  * while work goes on, each exact for the moment it was read. Costs the
  * executor's hot path nothing (each worker keeps its own counts; this sums
  * them) and never blocks on tasks: it walks the queue of pending work under
- * the queue's lock, so its cost grows with what is pending. Returns 0, CF_EINVAL (NULL ex or out), or
- * CF_EBROKEN on a fork() child's copy. */
+ * the queue's lock, so its cost grows with what is pending. Returns 0,
+ * CF_EINVAL (NULL ex or out), or CF_EBROKEN on a fork() child's copy. */
 CF_API int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out);
 
 /* ------------------------------------------------------------------------ */

@@ -16,6 +16,10 @@
  * - Every function is thread-safe unless its comment says otherwise: futures and
  *   executors may be shared between threads; one iterator (cf_map_iter,
  *   cf_as_completed) is used by one thread at a time.
+ * - Option structs (and cf_executor_stats) end with `uint64_t cf_reserved[8]`,
+ *   from which later versions take new fields without changing the struct's
+ *   size. Leave it zero: designated initializers, `= {0}` or memset do. A
+ *   non-zero word is an option this library does not know: CF_ENOTSUP.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -24,6 +28,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "cfutures-version.h" /* generated from meson.build; see "Version" below */
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,9 +48,22 @@ extern "C" {
 #define CF_PRINTF(fmt, args)
 #endif
 
-#define CFUTURES_VERSION_MAJOR 0
-#define CFUTURES_VERSION_MINOR 1
-#define CFUTURES_VERSION_PATCH 0
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The header's version comes from <cfutures-version.h>, generated from
+ * meson.build: CFUTURES_VERSION_MAJOR, _MINOR, _PATCH, CFUTURES_VERSION_STRING
+ * ("0.2.0"), CFUTURES_VERSION_HEX ((major << 16) | (minor << 8) | patch) and
+ * CFUTURES_CHECK_VERSION(major, minor, patch), true when the header is at
+ * least that version (all usable in #if). */
+
+/* The running library's version as CFUTURES_VERSION_HEX: it may differ from
+ * the header's when the program runs with another libcfutures of the same
+ * soname (README "ABI policy"). Never fails, never blocks. */
+CF_API unsigned cf_version(void);
+/* The same as a string, e.g. "0.2.0": static, never NULL. */
+CF_API const char *cf_version_string(void);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
@@ -206,6 +226,7 @@ typedef struct cf_thread_pool_opts {
     int (*initializer)(void *initarg); /* runs first in each worker thread;
                                           nonzero return: the pool is broken */
     void *initarg;
+    uint64_t cf_reserved[8]; /* zero (later versions' options); else CF_ENOTSUP */
 } cf_thread_pool_opts;
 
 /* How a process pool starts its workers (cf_process_pool_opts.start_method).
@@ -259,14 +280,17 @@ typedef struct cf_process_pool_opts {
     size_t max_message;      /* 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit;
                                 values above 1 GiB count as 1 GiB */
     cf_start_method start_method; /* 0: CF_START_AUTO; another value: CF_EINVAL */
+    uint64_t cf_reserved[8]; /* zero (later versions' options); else CF_ENOTSUP */
 } cf_process_pool_opts;
 
 /* Create a pool (opts may be NULL: all defaults). Workers start lazily, on
  * demand, and idle ones are reused. NULL on failure with cf_last_error() and
  * cf_last_error_message(): CF_EINVAL (bad option), CF_ENOMEM, CF_ESYSTEM (a
- * system call failed: the message gives it and its errno's words), and for a
- * process pool CF_ENOTSUP when its start method cannot work here (the
- * message says why, e.g. no cfutures-worker helper was found).
+ * system call failed: the message gives it and its errno's words),
+ * CF_ENOTSUP for a non-zero cf_reserved word (the message: "an option this
+ * libcfutures does not know", and which word), and for a process pool
+ * CF_ENOTSUP when its start method cannot work here (the message says why,
+ * e.g. no cfutures-worker helper was found).
  * A process pool's workers start as start_method says (see cf_start_method;
  * no code is needed in the program); a manager thread owns them. Workers are
  * watched through pidfds (Linux 5.4 and later), never through SIGCHLD: the
@@ -342,13 +366,14 @@ typedef struct cf_executor_stats {
     unsigned long long cancelled; /* cancelled before they started, since creation */
     unsigned long long workers_replaced; /* process and MPI pools: workers that
                                             died or were recycled (max_tasks_per_child) */
+    uint64_t cf_reserved[8]; /* set to zero (later versions' counts) */
 } cf_executor_stats;
-/* Fill *out with a snapshot: counts taken while work goes on, each exact
- * for the moment it was read. Costs the executor's hot path nothing (each
- * worker keeps its own counts; this sums them) and never blocks on tasks:
- * it walks the queue of pending work under the queue's lock, so its cost
- * grows with what is pending. Returns 0, CF_EINVAL (NULL ex or out), or
- * CF_EBROKEN on a fork() child's copy. */
+/* Fill *out with a snapshot (every field; cf_reserved zeroed): counts taken
+ * while work goes on, each exact for the moment it was read. Costs the
+ * executor's hot path nothing (each worker keeps its own counts; this sums
+ * them) and never blocks on tasks: it walks the queue of pending work under
+ * the queue's lock, so its cost grows with what is pending. Returns 0,
+ * CF_EINVAL (NULL ex or out), or CF_EBROKEN on a fork() child's copy. */
 CF_API int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out);
 
 /* ------------------------------------------------------------------------ */
@@ -391,6 +416,7 @@ typedef struct cf_map_opts {
     size_t arg_size;   /* 0: args[i] passed as values; else args[i] points at arg_size
                           bytes (see cf_map for when they are copied) */
     bool unordered;    /* yield in completion order instead of input order */
+    uint64_t cf_reserved[8]; /* zero (later versions' options); else CF_ENOTSUP */
 } cf_map_opts;
 
 typedef struct cf_map_iter cf_map_iter;
@@ -405,8 +431,9 @@ typedef struct cf_map_iter cf_map_iter;
  * submitted, since they cross to another process.
  * The iterator is the caller's, to release with cf_map_free. NULL with
  * cf_last_error(): CF_EINVAL (NULL ex or fn, args NULL with n > 0, negative
- * timeout, arg_size with NULL args[i]), CF_ESHUTDOWN, CF_EBROKEN, CF_ENOMEM,
- * CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
+ * timeout, arg_size with NULL args[i]), CF_ENOTSUP (a non-zero cf_reserved
+ * word: an option this libcfutures does not know), CF_ESHUTDOWN, CF_EBROKEN,
+ * CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
 CF_API cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
                            const cf_map_opts *opts);
 /* Like cf_map over a generator: next_arg(userdata, &arg) returns true and sets
@@ -515,6 +542,7 @@ typedef struct cf_parallel_opts {
     size_t grain;                    /* items per chunk; 0: chosen (about 8 chunks per CPU) */
     const void *in; size_t in_size;  /* optional input array: n items of in_size bytes */
     void *out; size_t out_size;      /* optional output array: n items of out_size bytes */
+    uint64_t cf_reserved[8]; /* zero (later versions' options); else CF_ENOTSUP */
 } cf_parallel_opts;
 
 /* The C loop people reach for TBB's parallel_for or OpenMP for: runs fn over
@@ -533,8 +561,9 @@ typedef struct cf_parallel_opts {
  * (cf_raise in fn); a cf_return_copy in fn is dropped.
  * Returns 0 (also for n = 0, without calling fn), CF_EINVAL (NULL ex or fn;
  * in or out NULL with a nonzero size or set with size 0; n times a size
- * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a process pool, for now: its
- * loop, whose in and out slices cross the pipe, comes with its new core),
+ * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a non-zero cf_reserved word;
+ * or a process pool, for now: its loop, whose in and out slices cross the
+ * pipe, comes with its new core),
  * CF_ENOMEM, CF_ESHUTDOWN or CF_EBROKEN (then fn did not run), or the
  * failing chunk's status (CF_ETASK, ...) with the rest not started (chunks
  * already running finish); then cf_last_error() / cf_last_error_message()

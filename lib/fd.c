@@ -18,7 +18,8 @@ int cf__fd_above_stdio(int fd)
     if (fd < 0 || fd > 2)
         return fd;
     int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    int err = errno;
+    /* EINVAL: the descriptor limit is 3 or less, no room above 2 at all. */
+    int err = moved < 0 && errno == EINVAL ? EMFILE : errno;
     close(fd);
     errno = err;
     return moved;

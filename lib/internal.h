@@ -43,6 +43,17 @@ void *cf__fail(int code);
 void *cf__fail_msg(int code, const char *fmt, ...) CF_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------------ */
+/* version.c: the reserved words of the public structs                       */
+/* ------------------------------------------------------------------------ */
+
+/* 0 when all n reserved words of a `type` struct (its name, for the message)
+ * are zero; else CF_ENOTSUP with the last error's message saying which one. */
+int cf__check_reserved(const uint64_t *words, size_t n, const char *type);
+#define CF__CHECK_RESERVED(opts, type)                                             \
+    cf__check_reserved((opts)->cf_reserved,                                        \
+                       sizeof (opts)->cf_reserved / sizeof (opts)->cf_reserved[0], type)
+
+/* ------------------------------------------------------------------------ */
 /* clock.c: deadlines in uv_hrtime() nanoseconds                             */
 /* ------------------------------------------------------------------------ */
 

@@ -355,6 +355,8 @@ cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
     static const cf_map_opts defaults;
     if (!opts)
         opts = &defaults;
+    if (CF__CHECK_RESERVED(opts, "cf_map_opts") != 0)
+        return NULL; /* the last error says which word */
     if (!ex || !fn || (!args && n > 0) || !valid_opts(opts))
         return cf__fail(CF_EINVAL);
     if (opts->arg_size > 0)
@@ -377,6 +379,8 @@ cf_map_iter *cf_map_source(cf_executor *ex, cf_fn fn, cf_arg_source next_arg, vo
     static const cf_map_opts defaults;
     if (!opts)
         opts = &defaults;
+    if (CF__CHECK_RESERVED(opts, "cf_map_opts") != 0)
+        return NULL; /* the last error says which word */
     if (!ex || !fn || !next_arg || !valid_opts(opts))
         return cf__fail(CF_EINVAL);
     cf_map_iter *it = cf__calloc(1, sizeof *it);

@@ -103,6 +103,8 @@ int cf_parallel_for(cf_executor *ex, size_t n, cf_range_fn fn, void *ctx,
     if (!ex || !fn || n > SIZE_MAX / 2 || !valid_array(opts->in, opts->in_size, n) ||
         !valid_array(opts->out, opts->out_size, n))
         return CF_EINVAL;
+    if (CF__CHECK_RESERVED(opts, "cf_parallel_opts") != 0)
+        return CF_ENOTSUP;
     if (!ex->ops->parallel_for)
         return CF_ENOTSUP;
     if (cf__executor_forked(ex))

@@ -431,6 +431,8 @@ static int open_devnull(void)
 cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts)
 {
     cf_process_pool_opts o = opts ? *opts : (cf_process_pool_opts){ 0 };
+    if (CF__CHECK_RESERVED(&o, "cf_process_pool_opts") != 0)
+        return NULL; /* the last error says which word */
     if (!valid_opts(&o))
         return cf__fail(CF_EINVAL);
     proc_pool *pool = cf__calloc(1, sizeof *pool);

@@ -1229,6 +1229,8 @@ cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
     cf_thread_pool_opts o = { 0 };
     if (opts)
         o = *opts;
+    if (CF__CHECK_RESERVED(&o, "cf_thread_pool_opts") != 0)
+        return NULL; /* the last error says which word */
     if (o.max_workers < 0)
         return cf__fail(CF_EINVAL);
     int ncpu = cf__cpu_count();

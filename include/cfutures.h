@@ -557,13 +557,22 @@ typedef struct cf_parallel_opts {
  * TBB's workers do) instead of sleeping at once.
  * Called from a task of the same pool it does not deadlock, even with one
  * worker: the caller runs every chunk that no worker takes.
+ * On a process pool, each chunk is a task of the pool, handed out as tasks
+ * are (a worker may hold a few queued behind the one it runs), and the
+ * caller only waits: fn runs in the workers, ctx travels as a value (as a
+ * task's arg does), each chunk's slice of in is copied to its worker, and
+ * its slice of out, which fn fills (it starts zeroed), is copied back into
+ * out as the chunk completes. A chunk whose worker dies fails the loop with
+ * CF_EBROKEN, and the pool goes on. Slices larger than the pool's
+ * max_message fail with CF_ETOOBIG (the message says to give a smaller
+ * grain) before any chunk runs; from one of the pool's own done-callbacks
+ * it returns CF_EINVALIDSTATE (it would wait for itself).
  * opts may be NULL (no arrays, grain chosen). A chunk fails as a task does
  * (cf_raise in fn); a cf_return_copy in fn is dropped.
  * Returns 0 (also for n = 0, without calling fn), CF_EINVAL (NULL ex or fn;
  * in or out NULL with a nonzero size or set with size 0; n times a size
- * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a non-zero cf_reserved word;
- * or a process pool, for now: its loop, whose in and out slices cross the
- * pipe, comes with its new core),
+ * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a non-zero cf_reserved word),
+ * CF_ETOOBIG or CF_EINVALIDSTATE (process pools, see above),
  * CF_ENOMEM, CF_ESHUTDOWN or CF_EBROKEN (then fn did not run), or the
  * failing chunk's status (CF_ETASK, ...) with the rest not started (chunks
  * already running finish); then cf_last_error() / cf_last_error_message()

@@ -117,8 +117,23 @@ typedef struct cf__call {
         /* A chunk of values (arg_size 0): where its results go, one reference
          * to a header of its map's cf__chunk_block; NULL: a block of its own. */
         cf__chunk_result *into;
+        /* One call (count 0): a chunk of a parallel loop to run elsewhere
+         * (owned; fn, arg and arg_size unused), or NULL for fn(arg). */
+        struct cf__range_call *range;
     };
 } cf__call;
+
+/* A chunk of cf_parallel_for for an executor whose tasks run in another
+ * process: the range function, its ctx (a value there), the items and the
+ * input slice, copied. It runs as one task whose result is the output slice
+ * (a copy of (end - begin) * out_size bytes, or nothing). */
+typedef struct cf__range_call {
+    cf_range_fn fn;
+    void *ctx;
+    size_t begin, end;
+    size_t in_size, out_size;
+    unsigned char in[]; /* (end - begin) * in_size bytes */
+} cf__range_call;
 
 /* Call fn(ctx, r) with cf_raise bound to `out` (a cf_return_copy made there
  * is dropped): returns out->status, 0 or CF_ETASK with out->code and
@@ -404,13 +419,14 @@ typedef struct cf__executor_ops {
     void (*forget)(cf_executor *ex);
     /* cf_executor_stats_get (out zeroed): never blocks on tasks. */
     void (*stats)(cf_executor *ex, cf_executor_stats *out);
-    /* cf_parallel_for: run the loop (loop->chunks >= 1) with the calling
-     * thread taking part (cf__loop_work), and return once no thread works on
+    /* cf_parallel_for: run the loop (loop->chunks >= 1), in this process
+     * with the calling thread taking part (cf__loop_work), or elsewhere with
+     * each chunk a task (remote_parallel.c); return once no thread works on
      * it any more. Blocks on the chunks; from one of the executor's own
      * threads it must not deadlock. Returns 0 (a chunk's failure is recorded
-     * in the loop), or before running anything CF_ESHUTDOWN, CF_EBROKEN,
-     * CF_ENOMEM. NULL: not supported (CF_ENOTSUP); the process pool's comes
-     * with its new core. */
+     * in the loop), or with this thread's last error set CF_ESHUTDOWN,
+     * CF_EBROKEN, CF_ENOMEM, CF_ETOOBIG, CF_EINVALIDSTATE, CF_ESYSTEM.
+     * NULL: not supported (CF_ENOTSUP). */
     int (*parallel_for)(cf_executor *ex, cf__loop *loop);
 } cf__executor_ops;
 

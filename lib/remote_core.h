@@ -11,7 +11,7 @@
 #define CF__FNCACHE_SLOTS 64u
 
 typedef struct cf__fncache_entry {
-    cf_fn fn;
+    uintptr_t fn; /* the code's address */
     unsigned char *ref;
     size_t len;
 } cf__fncache_entry;
@@ -128,6 +128,9 @@ void cf__remote_cancel_queued(cf__remote *r, cf_future *f);
  * (in no loaded object) or CF_ENOMEM. */
 int cf__remote_fnref_new(uintptr_t addr, unsigned char **ref, size_t *len);
 void cf__remote_fncache_clear(cf__remote *r);
+
+/* remote_parallel.c: cf_parallel_for, its chunks as tasks */
+int cf__remote_parallel_for(cf_executor *ex, cf__loop *loop);
 
 /* remote_worker.c */
 /* A new worker, started and sent its INIT: 0 or the start's code (with the

@@ -104,13 +104,13 @@ int cf__remote_fnref_new(uintptr_t addr, unsigned char **ref, size_t *len)
 }
 
 /* fn's cache entry, encoded on a miss: 0, CF_EINVAL or CF_ENOMEM. */
-static int fn_lookup(cf__remote *r, cf_fn fn, cf__fncache_entry **out)
+static int fn_lookup(cf__remote *r, uintptr_t fn, cf__fncache_entry **out)
 {
-    cf__fncache_entry *e = &r->fncache[((uintptr_t)fn >> 4) % CF__FNCACHE_SLOTS];
+    cf__fncache_entry *e = &r->fncache[(fn >> 4) % CF__FNCACHE_SLOTS];
     if (!e->ref || e->fn != fn) {
         unsigned char *ref;
         size_t len;
-        int rc = cf__remote_fnref_new((uintptr_t)fn, &ref, &len);
+        int rc = cf__remote_fnref_new(fn, &ref, &len);
         if (rc != 0)
             return rc;
         cf__free(e->ref);
@@ -118,6 +118,14 @@ static int fn_lookup(cf__remote *r, cf_fn fn, cf__fncache_entry **out)
     }
     *out = e;
     return 0;
+}
+
+/* The code a call runs: its task function, or its loop's range function. */
+static uintptr_t call_code(const cf__call *call)
+{
+    if (call->count == 0 && call->range)
+        return (uintptr_t)call->range->fn;
+    return (uintptr_t)call->fn;
 }
 
 void cf__remote_fncache_clear(cf__remote *r)
@@ -143,11 +151,11 @@ static cf_future *next_task(cf__remote *r, cf__fqueue *local)
 static void send_task(cf__remote *r, cf__rworker *w, cf_future *f)
 {
     cf__fncache_entry *e = NULL;
-    int rc = fn_lookup(r, f->call.fn, &e);
+    int rc = fn_lookup(r, call_code(&f->call), &e);
     if (rc == CF_EINVAL) {
         char msg[96];
         snprintf(msg, sizeof msg, "function %p is in no loaded object: it cannot be sent",
-                 (void *)(uintptr_t)f->call.fn);
+                 (void *)call_code(&f->call));
         cf__remote_fail_future(r, f, CF_ETASK, CF_EINVAL, msg, 0, -1);
         return;
     }

@@ -352,6 +352,7 @@ static const cf__executor_ops remote_ops = {
     .destroy = remote_destroy,
     .forget = remote_forget,
     .stats = remote_stats,
+    .parallel_for = cf__remote_parallel_for,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -121,6 +121,8 @@ void cf__call_clear(cf__call *call)
         cf__free(call->arg);
     if (call->count > 0 && call->arg_size == 0 && call->into) /* it never ran */
         cf__chunk_result_free(call->into);
+    if (call->count == 0)
+        cf__free(call->range);
     memset(call, 0, sizeof *call);
 }
 

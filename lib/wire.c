@@ -93,8 +93,20 @@ static void frame_end(cf__buf *b, const put *w)
 /* Sizes and limits                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* a * b, or SIZE_MAX when it overflows. */
+static size_t size_mul(size_t a, size_t b)
+{
+    return b && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
 size_t cf__wire_call_data_size(const cf__call *call)
 {
+    if (call->count == 0 && call->range) { /* the larger of its slices */
+        const cf__range_call *rc = call->range;
+        size_t items = rc->end - rc->begin;
+        size_t in = size_mul(items, rc->in_size), out = size_mul(items, rc->out_size);
+        return in > out ? in : out;
+    }
     if (call->count == 0)
         return call->arg_size;
     size_t each = call->arg_size ? call->arg_size : 8;
@@ -137,8 +149,13 @@ int cf__wire_put_task(cf__buf *b, uint64_t id, const unsigned char *fnref, size_
     size_t data = cf__wire_call_data_size(call);
     if (fnref_len > UINT16_MAX || data > UINT32_MAX)
         return CF_ENOMEM;
+    const cf__range_call *range = call->count == 0 ? call->range : NULL;
+    if (range)
+        data = (range->end - range->begin) * range->in_size; /* checked at submit */
     size_t payload = 2 + fnref_len + 1;
-    if (call->count == 0)
+    if (range)
+        payload += 5 * 8 + data;
+    else if (call->count == 0)
         payload += call->arg_size ? 8 + data : 8;
     else
         payload += call->arg_size ? 16 + data : 8 + data;
@@ -148,7 +165,15 @@ int cf__wire_put_task(cf__buf *b, uint64_t id, const unsigned char *fnref, size_
         return rc;
     put_u16(&w, (uint16_t)fnref_len);
     put_bytes(&w, fnref, fnref_len);
-    if (call->count == 0 && call->arg_size == 0) {
+    if (range) {
+        put_u8(&w, CF__TASK_RANGE);
+        put_u64(&w, (uint64_t)(uintptr_t)range->ctx);
+        put_u64(&w, range->begin);
+        put_u64(&w, range->end);
+        put_u64(&w, range->in_size);
+        put_u64(&w, range->out_size);
+        put_bytes(&w, range->in, data);
+    } else if (call->count == 0 && call->arg_size == 0) {
         put_u8(&w, CF__TASK_VALUE);
         put_u64(&w, (uint64_t)(uintptr_t)call->arg);
     } else if (call->count == 0) {
@@ -486,6 +511,25 @@ int cf__wire_get_task(const cf__frame *fr, cf__wire_task *task)
         else
             task->data = get_bytes(&r, task->count * task->size);
         break;
+    case CF__TASK_RANGE: {
+        task->arg = get_u64(&r);
+        task->begin = get_u64(&r);
+        uint64_t end = get_u64(&r);
+        task->size = (size_t)get_u64(&r);
+        task->out_size = (size_t)get_u64(&r);
+        if (r.bad || end <= task->begin || end - task->begin > SIZE_MAX / 2) {
+            r.bad = true;
+            break;
+        }
+        task->count = (size_t)(end - task->begin);
+        if (task->size && task->count > r.left / task->size)
+            r.bad = true;
+        else
+            task->data = get_bytes(&r, task->count * task->size);
+        if (task->out_size && task->count > (SIZE_MAX / 2) / task->out_size)
+            r.bad = true;
+        break;
+    }
     default:
         r.bad = true;
     }

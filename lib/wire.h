@@ -14,6 +14,11 @@
  *                  BYTES        u64 size, bytes
  *                  CHUNK_VALUES u64 count, count x u64
  *                  CHUNK_BYTES  u64 count, u64 arg_size, count x arg_size bytes
+ *                  RANGE        u64 ctx, u64 begin, u64 end, u64 in_size,
+ *                               u64 out_size, (end - begin) x in_size bytes;
+ *                               the reply is a RESULT whose copy is the output
+ *                               slice ((end - begin) x out_size bytes) or, with
+ *                               out_size 0, the value 0
  *   EXIT         (empty) the worker exits
  *   READY        u64 pid: the initializer (if any) succeeded
  *   INIT_FAIL    i32 code, text
@@ -55,6 +60,7 @@ enum cf__task_kind {
     CF__TASK_BYTES = 1,
     CF__TASK_CHUNK_VALUES = 2,
     CF__TASK_CHUNK_BYTES = 3,
+    CF__TASK_RANGE = 4, /* a chunk of cf_parallel_for */
 };
 
 /* A growable output buffer. */
@@ -117,8 +123,11 @@ typedef struct cf__wire_task {
     int kind;                  /* enum cf__task_kind */
     uint64_t arg;              /* VALUE */
     const unsigned char *data; /* BYTES: size bytes; CHUNK_*: the items (unaligned) */
-    size_t size;               /* BYTES: argument bytes; CHUNK_BYTES: arg_size */
-    size_t count;              /* CHUNK_*: items */
+    size_t size;               /* BYTES: argument bytes; CHUNK_BYTES: arg_size;
+                                  RANGE: in_size */
+    size_t count;              /* CHUNK_*, RANGE: items */
+    uint64_t begin;            /* RANGE: the first item (arg: ctx) */
+    size_t out_size;           /* RANGE */
 } cf__wire_task;
 int cf__wire_get_task(const cf__frame *fr, cf__wire_task *task);
 

@@ -114,7 +114,7 @@ static char *not_found_message(const server *s, const char *what, const unsigned
 static void reply_not_found(server *s, uint64_t id, const cf__wire_task *t, const char *why)
 {
     char *message = not_found_message(s, "function", t->fnref, t->fnref_len, why);
-    if (t->kind == CF__TASK_VALUE || t->kind == CF__TASK_BYTES) {
+    if (t->kind == CF__TASK_VALUE || t->kind == CF__TASK_BYTES || t->kind == CF__TASK_RANGE) {
         cf__outcome out = { .status = CF_ETASK, .code = CF_EINVAL, .message = message };
         reply_result(s, id, &out, 0);
     } else {
@@ -174,6 +174,38 @@ static bool make_call(server *s, const cf__wire_task *t, cf__call *call)
     }
 }
 
+/* A chunk of cf_parallel_for: its input slice copied to aligned memory, its
+ * output slice zeroed; the reply's copy is the output slice. */
+static void run_range(server *s, uint64_t id, const cf__wire_task *t, uintptr_t addr)
+{
+    const unsigned char *in = NULL;
+    if (t->size > 0) {
+        void *p = grow(s, s->scratch, &s->scratch_cap, t->count * t->size);
+        if (!p)
+            return;
+        s->scratch = p;
+        memcpy(p, t->data, t->count * t->size);
+        in = p;
+    }
+    size_t out_bytes = t->count * t->out_size;
+    unsigned char *out = out_bytes ? cf__calloc(1, out_bytes) : NULL;
+    if (out_bytes && !out) {
+        stop(s, CF__WORKER_EXIT_NOMEM);
+        return;
+    }
+    cf_range r = { .begin = (size_t)t->begin, .end = (size_t)t->begin + t->count, .in = in,
+                   .out = out };
+    cf__outcome o;
+    uint64_t start = uv_hrtime();
+    if (cf__run_range((cf_range_fn)addr, (void *)(uintptr_t)t->arg, &r, &o) == 0 && out) {
+        o.copy = o.value = out;
+        o.size = out_bytes;
+    } else {
+        cf__free(out);
+    }
+    reply_result(s, id, &o, uv_hrtime() - start);
+}
+
 static void run_task(server *s, const cf__frame *fr)
 {
     cf__wire_task t;
@@ -185,6 +217,10 @@ static void run_task(server *s, const cf__frame *fr)
     char why[512];
     if (cf__fnref_resolve(t.fnref, t.fnref_len, &addr, why, sizeof why) != 0) {
         reply_not_found(s, fr->id, &t, why);
+        return;
+    }
+    if (t.kind == CF__TASK_RANGE) {
+        run_range(s, fr->id, &t, addr);
         return;
     }
     cf__call call = { .fn = (cf_fn)addr };

@@ -1,6 +1,7 @@
 /* cf_parallel_for: every item once, in place, in chunks of the grain; the
  * caller takes part (alone when no worker is free), workers too; a chunk
- * that raises stops the loop; bad arguments; a process pool (CF_ENOTSUP). */
+ * that raises stops the loop; bad arguments. (Process pools:
+ * test_process_parallel_for.c.) */
 #include "check.h"
 
 #include <cfutures.h>
@@ -307,17 +308,6 @@ static void test_broken_pool(void)
     cf_executor_free(ex);
 }
 
-/* The process pool has no parallel loop yet. */
-static void test_process_pool_not_supported(void)
-{
-    cf_executor *ex = cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 1 });
-    CHECK(ex);
-    atomic_store(&called, 0);
-    CHECK_EQ(cf_parallel_for(ex, 10, count_calls, NULL, NULL), CF_ENOTSUP);
-    CHECK_EQ(atomic_load(&called), 0);
-    cf_executor_free(ex);
-}
-
 int main(void)
 {
     RUN(test_every_item_once);
@@ -326,7 +316,6 @@ int main(void)
     RUN(test_failure);
     RUN(test_bad_arguments);
     RUN(test_broken_pool);
-    RUN(test_process_pool_not_supported);
     fprintf(stderr, "test_parallel_for: all passed\n");
     return 0;
 }

@@ -46,6 +46,20 @@ static void decode_stream(const unsigned char *buf, size_t len)
     }
 }
 
+/* A chunk of a parallel loop over [begin, end), its input item i being the
+ * bytes i * 10 + k; ctx 77. */
+static cf__range_call *range_call(size_t begin, size_t end, size_t in_size, size_t out_size)
+{
+    size_t bytes = (end - begin) * in_size;
+    cf__range_call *rc = cf__malloc(sizeof *rc + bytes);
+    CHECK(rc != NULL);
+    *rc = (cf__range_call){ .fn = (cf_range_fn)(uintptr_t)twice, .ctx = V(77), .begin = begin,
+                            .end = end, .in_size = in_size, .out_size = out_size };
+    for (size_t i = 0; i < bytes; i++)
+        rc->in[i] = (unsigned char)((begin + i / in_size) * 10 + i % in_size);
+    return rc;
+}
+
 /* A corpus of valid frames of every type. */
 static void build_corpus(cf__buf *b)
 {
@@ -65,6 +79,9 @@ static void build_corpus(cf__buf *b)
     unsigned char ib[6] = { 1, 2, 3, 4, 5, 6 };
     call = (cf__call){ .fn = twice, .count = 3, .arg_size = 2, .item_bytes = ib };
     CHECK_EQ(cf__wire_put_task(b, 4, ref, (size_t)len, &call), 0);
+    call = (cf__call){ .range = range_call(10, 13, 2, 8) };
+    CHECK_EQ(cf__wire_put_task(b, 10, ref, (size_t)len, &call), 0);
+    cf__call_clear(&call);
     CHECK_EQ(cf__wire_put_exit(b), 0);
     CHECK_EQ(cf__wire_put_ready(b, 1234), 0);
     CHECK_EQ(cf__wire_put_init_fail(b, 3, "init failed"), 0);
@@ -142,6 +159,17 @@ static void test_round_trip(void)
     CHECK_EQ(t.count, 3);
     CHECK_EQ(t.size, 2);
     CHECK_EQ(t.data[5], 6);
+    NEXT();
+    CHECK_EQ(fr.id, 10);
+    CHECK_EQ(cf__wire_get_task(&fr, &t), 0);
+    CHECK_EQ(t.kind, CF__TASK_RANGE);
+    CHECK_EQ(t.arg, 77);
+    CHECK_EQ(t.begin, 10);
+    CHECK_EQ(t.count, 3);
+    CHECK_EQ(t.size, 2);
+    CHECK_EQ(t.out_size, 8);
+    CHECK_EQ(t.data[0], 100);
+    CHECK_EQ(t.data[5], 121); /* item 12, byte 1 */
     NEXT();
     CHECK_EQ(fr.type, CF__MSG_EXIT);
     uint64_t u;
@@ -232,6 +260,9 @@ static void test_frames(void)
     CHECK_EQ(cf__wire_call_data_size(&call), 80);
     call = (cf__call){ .count = SIZE_MAX / 2, .arg_size = 4 };
     CHECK_EQ(cf__wire_call_data_size(&call), SIZE_MAX);
+    call = (cf__call){ .range = range_call(0, 10, 3, 5) }; /* the larger slice */
+    CHECK_EQ(cf__wire_call_data_size(&call), 50);
+    cf__call_clear(&call);
     CHECK(cf__wire_frame_limit(SIZE_MAX) <= UINT32_MAX);
 }
 
@@ -263,6 +294,26 @@ static void test_lengths_checked(void)
     CHECK_EQ(one_frame(&b, &fr), 1);
     cf__wire_task t;
     CHECK_EQ(cf__wire_get_task(&fr, &t), CF_EINVAL);
+
+    /* A loop's chunk whose end is not past its begin, whose input slice is
+     * longer than the frame, or whose output slice overflows. */
+    struct { uint64_t begin, end, in_size, out_size; } bad[] = {
+        { 5, 5, 1, 1 },
+        { 6, 5, 1, 1 },
+        { 0, 4, 1000, 1 },
+        { 0, 4, 1, UINT64_MAX / 4 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        b.len = 0;
+        call = (cf__call){ .range = range_call(0, 4, 1, 1) };
+        CHECK_EQ(cf__wire_put_task(&b, 1, ref, (size_t)len, &call), 0);
+        cf__call_clear(&call);
+        CHECK_EQ(one_frame(&b, &fr), 1);
+        CHECK_EQ(cf__wire_get_task(&fr, &t), 0);
+        memcpy(b.data + at + 8, &bad[i], sizeof bad[i]); /* after ctx */
+        CHECK_EQ(one_frame(&b, &fr), 1);
+        CHECK_EQ(cf__wire_get_task(&fr, &t), CF_EINVAL);
+    }
 
     /* A message text with a NUL inside, or longer than allowed. */
     b.len = 0;

@@ -2,10 +2,10 @@
  * Pool creation and start-up of the workers are not timed: a warm-up makes
  * every worker exist before the clock starts (as for every other system).
  *
- * map_chunked uses the fastest honest entry point: cf_parallel_for on a
- * thread pool (each chunk squares its slice of the args array into an out
- * array), cf_map + cf_map_next_batch where there is no parallel loop (the
- * process pool). The thread pool's cf_map figure is map_chunked_per_item.
+ * map_chunked uses the fastest honest entry point: cf_parallel_for (each
+ * chunk squares its items into its slice of an out array; on a process pool
+ * the slice comes back over the pipe), or cf_map + cf_map_next_batch on an
+ * executor without a parallel loop. cf_map's figure is map_chunked_per_item.
  * SPDX-License-Identifier: MIT */
 #include "bench.h"
 
@@ -392,9 +392,9 @@ unsigned bench_cfutures_workloads(bool process)
 }
 
 /* The second figure some workloads give, or NULL. */
-static const char *extra_figure(bool process, bench_workload w, const char **unit)
+static const char *extra_figure(bench_workload w, const char **unit)
 {
-    if (w == BENCH_MAP_CHUNKED && !process) {
+    if (w == BENCH_MAP_CHUNKED) {
         *unit = "items/s";
         return "map_chunked_per_item";
     }
@@ -408,12 +408,9 @@ static const char *extra_figure(bool process, bench_workload w, const char **uni
 static void note_entry_points(bool process, bench_workload w)
 {
     if (w == BENCH_MAP_CHUNKED)
-        bench_note(process ? "%s map_chunked: cf_map + cf_map_next_batch (no cf_parallel_for "
-                             "on this pool yet)"
-                           : "%s map_chunked: cf_parallel_for (grain 1000, into an out array); "
-                             "map_chunked_per_item: cf_map (chunksize 1000) + "
-                             "cf_map_next_batch",
-                   bench_cf_system(process));
+        bench_note("%s map_chunked: cf_parallel_for (grain 1000, into an out array%s); "
+                   "map_chunked_per_item: cf_map (chunksize 1000) + cf_map_next_batch",
+                   bench_cf_system(process), process ? ", each slice copied back" : "");
     else if (w == BENCH_NESTED_FIB)
         bench_note("%s nested_fib: fib(25), each call >= 12 submits both halves and waits "
                    "(cf_future_result); items = calls of fib",
@@ -436,7 +433,7 @@ bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
         return false;
     double *extra = values + p->repeat;
     const char *extra_unit = NULL;
-    const char *extra_name = extra_figure(process, w, &extra_unit);
+    const char *extra_name = extra_figure(w, &extra_unit);
     note_entry_points(process, w);
     size_t got = 0, got_extra = 0;
     for (int r = 0; r < p->repeat; r++) {

@@ -5,7 +5,8 @@ usage: test_exports.py NM LIBCFUTURES_SO HEADER...
 
 HEADER: every installed header whose CF_API functions libcfutures defines
 (cfutures.h, cfutures-uv.h). Fails when the library exports a symbol that is
-not `cf_*` (a missing `static`, an internal `cf__*` name leaking out), when a
+not `cf_*` (a missing `static`, an internal `cf__*` name leaking out, other
+than the companion ABI of lib/companion.h), when a
 function a header declares with CF_API is not exported (declared but never
 defined, or hidden), or when an exported `cf_*` name is in no header.
 SPDX-License-Identifier: MIT
@@ -19,6 +20,18 @@ LINKER_SYMBOLS = {"_init", "_fini", "_edata", "_end", "__bss_start"}
 # Exported on purpose, though not API (lib/worker_entry.c says why): the
 # process-pool worker's entry before main, and the helper program's entry.
 WORKER_ENTRIES = {"__libc_start_main", "cf__worker_main"}
+# The companion ABI (lib/companion.h): internal functions exported for the
+# project's own other libraries (libcfutures-mpi), which must be of the same
+# version. Each must be exported, and no other cf__ name.
+COMPANION = {
+    "cf__malloc", "cf__calloc", "cf__realloc", "cf__free",
+    "cf__set_last_error", "cf__set_last_error_msg", "cf__fail", "cf__fail_msg",
+    "cf__buf_reserve", "cf__buf_free", "cf__wire_put_exit",
+    "cf__remote_new", "cf__remote_loop", "cf__remote_transport",
+    "cf__rworker_handle_opened", "cf__rworker_close_handle", "cf__rworker_read_room",
+    "cf__rworker_received", "cf__rworker_exited",
+    "cf__serve", "cf__worker_entry_register",
+}
 
 
 def exported(nm, lib):
@@ -61,9 +74,12 @@ def main():
     if len(api) < 20:
         print(f"only {len(api)} CF_API declarations found in {' '.join(headers)}: parser broken?")
         return 1
-    stray = sorted(n for n in names - LINKER_SYMBOLS - WORKER_ENTRIES
+    stray = sorted(n for n in names - LINKER_SYMBOLS - WORKER_ENTRIES - COMPANION
                    if not n.startswith("cf_") or n.startswith("cf__"))
     missing = sorted(api - names)
+    for n in sorted(COMPANION - names):
+        print(f"companion ABI function not exported: {n}")
+        missing.append(n)
     extra = sorted(n for n in names if n.startswith("cf_") and not n.startswith("cf__")
                    and n not in api)
     for n in stray:

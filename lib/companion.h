@@ -51,5 +51,6 @@ CF_COMPANION void cf__rworker_exited(cf__rworker *w, const cf__worker_exit *e);
 /* worker.c, worker_entry.c: the serve loop, and entries before main */
 CF_COMPANION int cf__serve(const cf__serve_io *io);
 CF_COMPANION int cf__worker_entry_register(const char *flag, cf__worker_entry_fn entry);
+CF_COMPANION bool cf__worker_entry_interposed(void);
 
 #endif /* CF_COMPANION_H */

@@ -30,7 +30,7 @@ COMPANION = {
     "cf__remote_new", "cf__remote_loop", "cf__remote_transport",
     "cf__rworker_handle_opened", "cf__rworker_close_handle", "cf__rworker_read_room",
     "cf__rworker_received", "cf__rworker_exited",
-    "cf__serve", "cf__worker_entry_register",
+    "cf__serve", "cf__worker_entry_register", "cf__worker_entry_interposed",
 }
 
 

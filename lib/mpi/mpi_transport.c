@@ -12,8 +12,12 @@
  * uv_idle on every iteration for HOT_NS after the last event (a stream of
  * short tasks, a round trip), then from a 1 ms timer (long tasks: the next
  * one is already queued at the rank, so a late reply costs nothing); with
- * nothing outstanding it does not poll MPI at all. Only this thread calls
- * MPI while the pool exists.
+ * nothing outstanding it does not poll MPI at all. While ranks answer
+ * within QUICK_GAP_NS (the mean time from our last word to a rank's
+ * answer), the hot spell lasts twice that mean longer: an idle rank that
+ * backed off to sleeping answers late once, and the reply must not then
+ * wait for the timer, or both sides would settle at their slow pace. Only
+ * this thread calls MPI while the pool exists.
  *
  * A rank's death is learnt from its liveness connection (mpi_liveness.c):
  * its end, with no BYE message from the rank within GRACE_NS (a BYE and the
@@ -28,6 +32,7 @@
 #include <unistd.h>
 
 #define HOT_NS 300000ull          /* poll on every loop iteration this long after an event */
+#define QUICK_GAP_NS 1000000ull   /* ranks answering faster than this keep the loop hot */
 #define GRACE_NS 250000000ull     /* after a liveness connection ended, wait this for a BYE */
 #define MESSAGES_PER_POLL 256     /* then let the loop run */
 #define KEEP_BUF ((size_t)1024 * 1024) /* larger send buffers are freed once sent */
@@ -60,6 +65,7 @@ typedef struct mpi_rank {
     uv_poll_t live;
     bool live_watched, live_eof;
     uint64_t eof_at;
+    uint64_t last_word; /* when we last sent to it or heard from it */
     const cf__mpi_ident *id;
 } mpi_rank;
 
@@ -76,6 +82,7 @@ struct mpi_pool {
     uint64_t last_event;
     unsigned char *stage; /* a message larger than the room the core offered */
     size_t stage_cap;
+    uint64_t gap_ns; /* mean time a rank takes to answer (see the top) */
     bool any_dead;
 };
 
@@ -203,6 +210,7 @@ static void pump(mpi_pool *t, mpi_rank *k)
     k->sending = true;
     k->piece = piece;
     t->nsending++;
+    k->last_word = uv_hrtime();
     if (w)
         w->in_transit = left;
 }
@@ -310,6 +318,9 @@ static void handle_message(mpi_pool *t, MPI_Message *msg, const MPI_Status *st)
         return;
     }
     if (k && st->MPI_TAG == CF__MPI_TAG_DATA && k->state == R_ACTIVE && k->w && count > 0) {
+        uint64_t now = uv_hrtime();
+        t->gap_ns = t->gap_ns - t->gap_ns / 8 + (now - k->last_word) / 8;
+        k->last_word = now;
         deliver(t, k, msg, count);
         return;
     }
@@ -397,7 +408,8 @@ static void schedule(mpi_pool *t)
     /* Hot for a while after any event, busy or not: what the event changed
      * (a worker now ready) is acted on in this iteration's uv_check, which
      * a blocking poll for I/O would hold up. */
-    bool hot = uv_hrtime() - t->last_event < HOT_NS;
+    uint64_t spell = HOT_NS + (t->gap_ns < QUICK_GAP_NS ? 2 * t->gap_ns : 0);
+    bool hot = uv_hrtime() - t->last_event < spell;
     bool cold = busy && !hot;
     if (hot != t->idle_on) {
         t->idle_on = hot;

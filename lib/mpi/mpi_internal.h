@@ -56,6 +56,15 @@ const char *cf__mpi_thread_level_name(int level);
 /* An MPI call's error as text: "MPI_Send: <MPI's words>". */
 void cf__mpi_error_text(const char *call, int err, char *buf, size_t cap);
 
+/* What travels on a liveness connection besides its end (see
+ * mpi_liveness.c): a worker rank says, in records of CF__LIVE_RECORD bytes
+ * (a type byte, then a u32), SLEEP (it is about to sleep, having received
+ * that many DATA messages: ring it if more were sent) and WOKE_ROOT (it
+ * just sent a reply after a long task: the root's loop may have stopped
+ * spinning); the root rings with one RING byte. */
+enum { CF__LIVE_SLEEP = 'S', CF__LIVE_WAKE_ROOT = 'W', CF__LIVE_RING = 'R' };
+#define CF__LIVE_RECORD 5
+
 /* ------------------------------------------------------------------------ */
 /* mpi_liveness.c                                                            */
 /* ------------------------------------------------------------------------ */
@@ -74,8 +83,6 @@ int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, in
  * descriptor, or -1 with why. */
 int cf__live_connect(const char *host, uint16_t port, const unsigned char *secret, int rank,
                      char *why, size_t cap);
-/* Whether the peer of a connected socket has closed it (or it failed). */
-bool cf__live_closed(int fd);
 
 /* ------------------------------------------------------------------------ */
 /* mpi_transport.c: the root                                                 */

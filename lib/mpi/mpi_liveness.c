@@ -222,10 +222,3 @@ int cf__live_connect(const char *host, uint16_t port, const unsigned char *secre
     }
     return fd;
 }
-
-bool cf__live_closed(int fd)
-{
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}

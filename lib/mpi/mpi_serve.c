@@ -5,12 +5,18 @@
  * received straight into the serve loop's buffer when it fits, else into a
  * staging buffer handed out in pieces. MPI gives no descriptor to sleep on,
  * so an idle rank spins on the probe for SPIN_NS after its last message
- * (tasks streaming in never wait on a sleep), then sleeps in ppoll() on its
- * liveness socket for a time that doubles up to MAX_SLEEP_NS: a bounded
- * back-off, costing an idle rank a wake-up a millisecond, and the root's
- * death (the socket's end) wakes it at once.
+ * (tasks streaming in never wait on a sleep), then says on its liveness
+ * connection that it sleeps, with the count of messages it has received,
+ * and sleeps in ppoll() on that connection for a time that doubles up to
+ * MAX_SLEEP_NS: a bounded back-off. The root rings (one byte on the
+ * connection) when it sends to a sleeping rank, or at once when it had sent
+ * more than the rank had received, so a sleeping rank answers within a
+ * wake-up, not a back-off; the root's death (the connection's end) wakes it
+ * too.
  * Writing: MPI_Isend of each reply, completed before the next task runs
- * (the serve loop reuses its buffer), watching the socket meanwhile.
+ * (the serve loop reuses its buffer), watching the connection meanwhile.
+ * A reply after a long task also wakes the root's loop, which has stopped
+ * polling MPI on every iteration by then (mpi_transport.c).
  * SPDX-License-Identifier: MIT */
 #include "mpi_internal.h"
 
@@ -18,18 +24,22 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SPIN_NS 100000ull     /* spin on the probe this long after a message */
 #define MIN_SLEEP_NS 16000ull
-#define MAX_SLEEP_NS 1000000ull
+#define MAX_SLEEP_NS 20000000ull /* only a lost ring waits this long */
+#define WAKE_ROOT_NS 250000ull /* replies after a task this long wake the root */
 
 typedef struct mpi_server {
     MPI_Comm comm;
     int root;
     int live_fd;
     bool root_gone;
+    bool announced;    /* said it sleeps, and nothing came since */
+    uint32_t received; /* DATA messages received */
     unsigned char *stage; /* a message larger than the room the loop offered */
     size_t stage_len, stage_off, stage_cap;
     uint64_t last_message; /* when the last message came or went */
@@ -42,18 +52,50 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Wait a while for the next message: spin first, then sleep on the socket.
- * False once the root is gone. */
+/* One record to the root; false when it cannot go now (then we sleep for
+ * a bounded time instead). */
+static bool tell_root(mpi_server *s, unsigned char type, uint32_t value)
+{
+    unsigned char rec[CF__LIVE_RECORD] = { type };
+    memcpy(rec + 1, &value, 4);
+    return send(s->live_fd, rec, sizeof rec, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof rec;
+}
+
+/* Read what the root wrote (rings): false once the connection ended. */
+static bool drain_rings(mpi_server *s)
+{
+    unsigned char buf[64];
+    for (;;) {
+        ssize_t n = recv(s->live_fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            s->root_gone = true;
+            return false;
+        }
+        return true;
+    }
+}
+
+/* Wait a while for the next message: spin first, then sleep on the
+ * connection until rung. False once the root is gone. */
 static bool wait_a_while(mpi_server *s, uint64_t *sleep_ns)
 {
     if (now_ns() - s->last_message < SPIN_NS)
         return true; /* the caller probes again at once */
-    struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)*sleep_ns };
+    if (!s->announced)
+        s->announced = tell_root(s, CF__LIVE_SLEEP, s->received);
+    struct timespec ts = { .tv_sec = (time_t)(*sleep_ns / 1000000000ull),
+                           .tv_nsec = (long)(*sleep_ns % 1000000000ull) };
     struct pollfd p = { .fd = s->live_fd, .events = POLLIN };
     int n = ppoll(&p, 1, &ts, NULL);
-    if (n > 0 && cf__live_closed(s->live_fd)) {
-        s->root_gone = true;
-        return false;
+    if (n > 0) {
+        if (!drain_rings(s))
+            return false;
+        s->last_message = now_ns(); /* rung: a message is coming, spin for it */
+        s->announced = false;
+        *sleep_ns = MIN_SLEEP_NS;
+        return true;
     }
     if (*sleep_ns < MAX_SLEEP_NS)
         *sleep_ns *= 2;
@@ -88,6 +130,8 @@ static ptrdiff_t mpi_read(void *ctx, void *buf, size_t cap)
             continue;
         }
         s->last_message = now_ns();
+        s->received++;
+        s->announced = false;
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);
         if (count <= 0) { /* nothing in it: receive and go on */
@@ -140,6 +184,7 @@ static bool send_message(mpi_server *s, const void *buf, size_t len, int tag)
 static int mpi_write(void *ctx, const void *buf, size_t len)
 {
     mpi_server *s = ctx;
+    bool wake = now_ns() - s->last_message > WAKE_ROOT_NS;
     const unsigned char *p = buf;
     while (len > 0) {
         size_t n = len < CF__MPI_MAX_PIECE ? len : CF__MPI_MAX_PIECE;
@@ -148,6 +193,8 @@ static int mpi_write(void *ctx, const void *buf, size_t len)
         p += n;
         len -= n;
     }
+    if (wake)
+        tell_root(s, CF__LIVE_WAKE_ROOT, 0);
     return 0;
 }
 
@@ -157,7 +204,7 @@ int cf__mpi_serve(MPI_Comm comm, int root, int live_fd)
     cf__serve_io io = { .ctx = &s, .read = mpi_read, .write = mpi_write };
     int status = cf__serve(&io);
     cf__free(s.stage);
-    if (!s.root_gone && !cf__live_closed(live_fd)) {
+    if (!s.root_gone && drain_rings(&s)) {
         int32_t st = status;
         send_message(&s, &st, sizeof st, CF__MPI_TAG_BYE);
     } else {

@@ -21,10 +21,14 @@
  *
  * A rank's death is learnt from its liveness connection (mpi_liveness.c):
  * its end, with no BYE message from the rank within GRACE_NS (a BYE and the
- * connection's end race each other on two channels), is a death.
+ * connection's end race each other on two channels), is a death. The same
+ * connection carries a rank's word that it sleeps (we ring it when we send
+ * it something) and that it replied after a long task (we poll at once);
+ * see mpi_serve.c.
  * SPDX-License-Identifier: MIT */
 #include "mpi_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -66,6 +70,10 @@ typedef struct mpi_rank {
     bool live_watched, live_eof;
     uint64_t eof_at;
     uint64_t last_word; /* when we last sent to it or heard from it */
+    uint32_t sent_msgs; /* DATA messages sent to it */
+    bool asleep;        /* it said it sleeps: ring it with the next message */
+    unsigned char live_in[CF__LIVE_RECORD]; /* a record arriving */
+    size_t live_len;
     const cf__mpi_ident *id;
 } mpi_rank;
 
@@ -90,14 +98,20 @@ typedef struct mpi_worker {
     mpi_rank *rank;
 } mpi_worker;
 
-/* {u32 length 9, u8 EXIT, u64 id 0}, as wire.h lays a frame out. */
+/* {u32 length 9, u8 EXIT, u64 id 0}, as wire.h lays a frame out (native
+ * byte order), for when the core's buffer cannot take one. */
+static const unsigned char exit_frame_bytes[CF__WIRE_HEAD] = {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    0, 0, 0, 9,
+#else
+    9, 0, 0, 0,
+#endif
+    CF__MSG_EXIT,
+};
+
 static const unsigned char *exit_frame(void)
 {
-    static unsigned char f[CF__WIRE_HEAD];
-    uint32_t len = 9;
-    memcpy(f, &len, 4);
-    f[4] = CF__MSG_EXIT;
-    return f;
+    return exit_frame_bytes;
 }
 
 static mpi_pool *pool_of(cf__rworker *w)
@@ -171,6 +185,23 @@ static void abandon(mpi_pool *t, mpi_rank *k);
 /* Sending                                                                   */
 /* ------------------------------------------------------------------------ */
 
+static void ring(mpi_rank *k)
+{
+    static const unsigned char bell = CF__LIVE_RING;
+    k->asleep = false;
+    if (k->live_fd >= 0) /* a full socket means it has rings to read already */
+        (void)!send(k->live_fd, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* A DATA message to k was posted. */
+static void posted(mpi_rank *k)
+{
+    k->sent_msgs++;
+    k->last_word = uv_hrtime();
+    if (k->asleep)
+        ring(k);
+}
+
 static void pump(mpi_pool *t, mpi_rank *k)
 {
     if (k->sending || k->state == R_DEAD || k->state == R_DONE)
@@ -192,6 +223,7 @@ static void pump(mpi_pool *t, mpi_rank *k)
                 k->sending = true;
                 k->piece = 0;
                 t->nsending++;
+                posted(k);
             }
             return;
         } else {
@@ -210,7 +242,7 @@ static void pump(mpi_pool *t, mpi_rank *k)
     k->sending = true;
     k->piece = piece;
     t->nsending++;
-    k->last_word = uv_hrtime();
+    posted(k);
     if (w)
         w->in_transit = left;
 }
@@ -427,14 +459,44 @@ static void schedule(mpi_pool *t)
     }
 }
 
+/* Read what k wrote on its liveness connection and act on it: false once
+ * the connection has ended (or failed). */
+static bool read_live(mpi_pool *t, mpi_rank *k)
+{
+    unsigned char buf[4 * CF__LIVE_RECORD];
+    for (;;) {
+        ssize_t n = recv(k->live_fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return false;
+        if (n < 0)
+            return true;
+        for (ssize_t i = 0; i < n; i++) {
+            k->live_in[k->live_len++] = buf[i];
+            if (k->live_len < CF__LIVE_RECORD)
+                continue;
+            k->live_len = 0;
+            uint32_t received;
+            memcpy(&received, k->live_in + 1, 4);
+            if (k->live_in[0] == CF__LIVE_SLEEP) {
+                if (received != k->sent_msgs)
+                    ring(k); /* we sent more than it had: it must not sleep */
+                else
+                    k->asleep = true;
+            } else if (k->live_in[0] == CF__LIVE_WAKE_ROOT) {
+                t->last_event = uv_hrtime(); /* a reply is there: poll now */
+            }
+        }
+    }
+}
+
 static void on_live(uv_poll_t *h, int status, int events)
 {
     (void)events;
     mpi_rank *k = h->data;
     mpi_pool *t = k->pool;
-    if (status == 0 && !cf__live_closed(k->live_fd)) {
-        char junk[64]; /* a worker never writes: drop it */
-        (void)!recv(k->live_fd, junk, sizeof junk, MSG_DONTWAIT);
+    if (status == 0 && read_live(t, k)) {
+        if (uv_hrtime() - t->last_event < HOT_NS)
+            poll_mpi(t); /* woken: take the reply in this iteration */
         return;
     }
     uv_poll_stop(h);
@@ -539,6 +601,7 @@ static void wait_for_byes(mpi_pool *t)
         if (i != t->m.self && k->state == R_FREE && !k->live_eof) {
             k->state = R_ABANDONED;
             MPI_Send(exit_frame(), CF__WIRE_HEAD, MPI_BYTE, i, CF__MPI_TAG_DATA, t->m.comm);
+            ring(k); /* it is probably asleep */
         }
     }
     long sleep_us = 10;
@@ -548,7 +611,7 @@ static void wait_for_byes(mpi_pool *t)
             mpi_rank *k = &t->ranks[i];
             if (i == t->m.self || k->state == R_DONE || k->state == R_DEAD)
                 continue;
-            if (k->live_fd < 0 || cf__live_closed(k->live_fd)) {
+            if (k->live_fd < 0 || k->live_eof || !read_live(t, k)) {
                 if (!k->live_eof) {
                     k->live_eof = true;
                     k->eof_at = uv_hrtime();

@@ -213,6 +213,9 @@ void bench_mpi_finish(void);
 /* Under mpiexec, every rank calls this first: false on a worker rank once
  * it has served (cf-bench then exits), true on the root. */
 bool bench_mpi_begin(void);
+/* mpi4py.futures (system python-mpi) through pybench_mpi.py, when mpi4py is
+ * installed: the MPI workloads (or only `workload` when >= 0). */
+bool bench_mpi_python_run(const bench_params *p, int workload);
 
 /* The sweep (task size x workers, both pools) and the memory figure. */
 void bench_sweep(const bench_params *p, bool want_thread, bool want_process);

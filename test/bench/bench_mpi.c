@@ -10,7 +10,9 @@
 
 #include <cfutures-mpi.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static cf_executor *pool;
 static bool unavailable, static_launch;
@@ -110,4 +112,42 @@ void bench_mpi_finish(void)
     MPI_Finalized(&finalized);
     if (initialized && !finalized)
         MPI_Finalize();
+}
+
+/* mpi4py.futures on the same shape of job: a fresh mpiexec of p->workers + 1
+ * ranks running pybench_mpi.py under `python3 -m mpi4py.futures` (with an
+ * environment of its own: this cf-bench may itself be an mpiexec rank). */
+bool bench_mpi_python_run(const bench_params *p, int workload)
+{
+    static const char python[] = "/usr/bin/python3"; /* Debian's mpi4py is for it */
+    if (access(python, X_OK) != 0) {
+        bench_note("python-mpi: no %s: skipped", python);
+        return false;
+    }
+    char path[512], home[512], ranks[16], repeat[16];
+    snprintf(path, sizeof path, "PATH=%s", getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    snprintf(home, sizeof home, "HOME=%s", getenv("HOME") ? getenv("HOME") : "/");
+    snprintf(ranks, sizeof ranks, "%d", p->workers + 1);
+    snprintf(repeat, sizeof repeat, "%d", p->repeat);
+    char *check[] = { "env", "-i", path, (char *)python, "-c", "import mpi4py.futures", NULL };
+    if (bench_run_child(check, NULL) != 0) {
+        bench_note("python-mpi: mpi4py is not installed for %s: skipped", python);
+        return false;
+    }
+    char *argv[24] = { "env", "-i", path, home, "OMPI_ALLOW_RUN_AS_ROOT=1",
+                       "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "mpiexec", "-n", ranks,
+                       "--oversubscribe", (char *)python, "-m", "mpi4py.futures",
+                       CF_BENCH_PYBENCH_MPI, "--repeat", repeat };
+    int argc = 16;
+    if (p->quick)
+        argv[argc++] = "--quick";
+    if (workload >= 0) {
+        argv[argc++] = "--workload";
+        argv[argc++] = (char *)bench_workload_name((bench_workload)workload);
+    }
+    argv[argc] = NULL;
+    int status = bench_run_child(argv, NULL);
+    if (status != 0)
+        bench_note("python-mpi: pybench_mpi.py under mpiexec failed (status %d)", status);
+    return status == 0;
 }

@@ -219,6 +219,7 @@ static const target targets[] = {
     {"cfutures-mpi", "empty_throughput", NULL, 1e6, true, ">= 1 M tasks/s"},
     {"cfutures-mpi", "roundtrip_latency", NULL, 5, false, "<= 5 us"},
     {"cfutures-mpi", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x"},
+    {"cfutures-mpi", "empty_throughput", "python-mpi", 200, true, ">= 200 x mpi4py"},
     {"cfutures-process", "roundtrip_latency", "python-process", 0.2, false, "<= 1/5 of Python"},
 };
 
@@ -490,6 +491,8 @@ int main(int argc, char **argv)
     }
 #ifdef CF_BENCH_HAVE_MPI
     bench_mpi_finish();
+    if (o.mpi && o.compare && (o.workload < 0 || (BENCH_MPI_WORKLOADS & BENCH_BIT(o.workload))))
+        bench_mpi_python_run(&p, o.workload);
 #else
     if (o.mpi)
         bench_note("cfutures-mpi: libcfutures-mpi was not built (no MPI found): skipped");

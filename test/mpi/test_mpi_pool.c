@@ -274,6 +274,46 @@ static void test_cancel_and_shutdown(void)
     unlink(fifo_path);
 }
 
+/* An MPI rank cannot be signalled: kill_workers fails the running tasks at
+ * once and cancels the queued ones; the ranks stop once their tasks return. */
+static void test_kill_workers(void)
+{
+    cf_executor *ex = pool(NULL);
+    if (!ex)
+        return;
+    snprintf(fifo_path, sizeof fifo_path, "/tmp/cftest-mpi-kill-%ld", (long)getpid());
+    unlink(fifo_path);
+    CHECK_EQ(mkfifo(fifo_path, 0600), 0);
+    int wfd = open(fifo_path, O_RDWR);
+    CHECK(wfd >= 0);
+    cf_future *gates[2], *queued[10];
+    for (int i = 0; i < 2; i++)
+        gates[i] = cf_submit_copy(ex, gate, fifo_path, strlen(fifo_path) + 1);
+    for (int i = 0; i < 2; i++)
+        while (!cf_future_running(gates[i]))
+            sched_yield();
+    for (int i = 0; i < 10; i++)
+        queued[i] = cf_submit(ex, square, (void *)(intptr_t)i);
+    CHECK_EQ(cf_executor_kill_workers(ex), 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(cf_future_result(gates[i], CF_FOREVER, NULL), CF_EBROKEN);
+        const cf_exception *e;
+        cf_future_exception(gates[i], 0, &e);
+        CHECK(strstr(e->message, "terminated"));
+        cf_future_unref(gates[i]);
+    }
+    for (int i = 0; i < 10; i++) {
+        int rc = cf_future_result(queued[i], CF_FOREVER, NULL);
+        CHECK(rc == CF_ECANCELLED || rc == CF_EBROKEN);
+        cf_future_unref(queued[i]);
+    }
+    CHECK(cf_submit(ex, square, NULL) == NULL);
+    CHECK_EQ(write(wfd, "xx", 2), 2); /* the tasks return; the ranks stop */
+    cf_executor_free(ex);
+    close(wfd);
+    unlink(fifo_path);
+}
+
 static void test_too_big(void)
 {
     cf_executor *ex = pool(&(cf_mpi_pool_opts){ .max_message = 1024 });
@@ -356,6 +396,7 @@ int main(int argc, char **argv)
     RUN(test_values_and_bytes);
     RUN(test_map_wait_as_completed);
     RUN(test_cancel_and_shutdown);
+    RUN(test_kill_workers);
     RUN(test_too_big);
     RUN(test_initializer);
     RUN(test_options);

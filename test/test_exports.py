@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The shared library exports exactly the public API.
 
-usage: test_exports.py NM LIBCFUTURES_SO HEADER...
+usage: test_exports.py [--mpi] NM LIBCFUTURES_SO HEADER...
+
+--mpi: the library is libcfutures-mpi, HEADER cfutures-mpi.h (CF_MPI_API).
 
 HEADER: every installed header whose CF_API functions libcfutures defines
 (cfutures.h, cfutures-uv.h). Fails when the library exports a symbol that is
@@ -45,10 +47,13 @@ def exported(nm, lib):
     return names
 
 
+API_MACRO = "CF_API"  # CF_MPI_API for libcfutures-mpi (--mpi)
+
+
 def declared(header):
     with open(header) as f:
         text = f.read()
-    return set(re.findall(r"\bCF_API\b[^;{(]*?\b(cf_\w+)\s*\(", text))
+    return set(re.findall(r"\b" + API_MACRO + r"\b[^;{(]*?\b(cf_\w+)\s*\(", text))
 
 
 def declared_in(headers):
@@ -61,9 +66,15 @@ def declared_in(headers):
 
 
 def main():
-    if len(sys.argv) < 4:
+    global API_MACRO
+    args = sys.argv[1:]
+    mpi = args[:1] == ["--mpi"]
+    if mpi:  # libcfutures-mpi: only its own API, no entries, no companion ABI
+        API_MACRO = "CF_MPI_API"
+        args = args[1:]
+    if len(args) < 3:
         sys.exit(__doc__)
-    nm, lib, headers = sys.argv[1], sys.argv[2], sys.argv[3:]
+    nm, lib, headers = args[0], args[1], args[2:]
     names = exported(nm, lib)
     where = declared_in(headers)
     api = set(where)
@@ -71,13 +82,14 @@ def main():
         if not declared(header):
             print(f"no CF_API declaration found in {header}: parser broken?")
             return 1
-    if len(api) < 20:
+    if len(api) < (2 if mpi else 20):
         print(f"only {len(api)} CF_API declarations found in {' '.join(headers)}: parser broken?")
         return 1
-    stray = sorted(n for n in names - LINKER_SYMBOLS - WORKER_ENTRIES - COMPANION
+    allowed = LINKER_SYMBOLS if mpi else LINKER_SYMBOLS | WORKER_ENTRIES | COMPANION
+    stray = sorted(n for n in names - allowed
                    if not n.startswith("cf_") or n.startswith("cf__"))
     missing = sorted(api - names)
-    for n in sorted(COMPANION - names):
+    for n in sorted(set() if mpi else COMPANION - names):
         print(f"companion ABI function not exported: {n}")
         missing.append(n)
     extra = sorted(n for n in names if n.startswith("cf_") and not n.startswith("cf__")

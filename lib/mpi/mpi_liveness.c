@@ -28,6 +28,19 @@
 #define HELLO_LEN (CF__MPI_SECRET_LEN + 4) /* secret, then the rank (u32) */
 #define MAX_UNPROVEN 64 /* connections that have not sent the secret yet */
 
+/* fd itself when above 2, else a close-on-exec copy above 2 (fd closed): a
+ * program whose standard descriptors are closed must not find ours there. */
+static int above_stdio(int fd)
+{
+    if (fd < 0 || fd > 2)
+        return fd;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int err = errno;
+    close(fd);
+    errno = err;
+    return copy;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -37,7 +50,7 @@ static double now_s(void)
 
 int cf__live_listen(bool local, uint16_t *port, char *why, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = above_stdio(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (fd < 0) {
         snprintf(why, cap, "cannot make the root's liveness socket: socket: %s", strerror(errno));
         return -1;
@@ -154,11 +167,13 @@ int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, in
             u[i] = u[--nu];
         }
         if (p[0].revents & POLLIN) {
-            int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd >= 0 && nu < MAX_UNPROVEN)
+            int fd = above_stdio(accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            if (fd >= 0 && nu == MAX_UNPROVEN) { /* a flood: an unproven one makes room */
+                close(u[0].fd);
+                u[0] = u[--nu];
+            }
+            if (fd >= 0)
                 u[nu++] = (unproven){ .fd = fd };
-            else if (fd >= 0)
-                close(fd); /* a flood: drop it, ours retry nothing but come first */
         }
     }
     for (int i = 0; i < nu; i++)
@@ -187,7 +202,7 @@ int cf__live_connect(const char *host, uint16_t port, const unsigned char *secre
     }
     int fd = -1, err = 0;
     for (struct addrinfo *a = list; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        fd = above_stdio(socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol));
         if (fd < 0) {
             err = errno;
             continue;

@@ -281,11 +281,10 @@ static cf_executor *spawn_pool(const cf_mpi_pool_opts *o)
     MPI_Comm_set_errhandler(MPI_COMM_SELF, saved);
     MPI_Errhandler_free(&saved);
     MPI_Info_free(&info);
-    int first_code = codes[0];
     cf__free(codes);
     char why[256];
     if (err != MPI_SUCCESS) {
-        mpi_fail("MPI_Comm_spawn", err != MPI_SUCCESS ? err : first_code, why, sizeof why);
+        mpi_fail("MPI_Comm_spawn", err, why, sizeof why);
         return cf__fail_msg(CF_ESYSTEM, "cannot spawn %d worker ranks of %s: %s", o->spawn, exe,
                             why);
     }

@@ -46,7 +46,10 @@ typedef struct cf__transport_ops {
      * end, its exit) will be reported; the transport has counted its open
      * handles with cf__rworker_handle_opened. Otherwise a CF_E* code, with
      * the cause written into why[0..cap), and every handle it opened closing
-     * through cf__rworker_close_handle (the record goes when they have). */
+     * through cf__rworker_close_handle (the record goes when they have).
+     * CF_ENOTSUP means no worker can ever be started again (MPI: no rank is
+     * left): the core stops asking, max_workers becomes the number alive,
+     * and the pool breaks only when that is none. */
     int (*start)(cf__rworker *w, char *why, size_t cap);
     /* Write what w->wbuf holds (move it out: the core keeps appending).
      * Never blocks: what cannot be written now goes out later from the loop;

@@ -264,7 +264,10 @@ static void grow(cf__remote *r, size_t waiting)
 {
     while (waiting > (size_t)r->nstarting && r->nworkers < r->max_workers) {
         char why[256] = "";
-        if (cf__rworker_spawn(r, why, sizeof why) != 0) {
+        int rc = cf__rworker_spawn(r, why, sizeof why);
+        if (rc == CF_ENOTSUP) /* no more workers, ever (remote.h): stop asking */
+            r->max_workers = r->nworkers;
+        if (rc != 0) {
             if (r->nworkers == 0) {
                 char msg[320];
                 snprintf(msg, sizeof msg, "cannot start a worker: %s", why);

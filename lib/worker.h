@@ -56,5 +56,12 @@ int cf__worker_reply_fd(void);
  * libcfutures by path and calls it): argv as above. Returns only when argv is
  * not a worker's. */
 CF_API int cf__worker_main(int argc, char **argv);
+/* Another library's workers (libcfutures-mpi's spawned ranks): a re-run of
+ * the program whose argv[1] is `flag` (which starts "--cfutures-" and lives
+ * as long as the process) calls entry instead of main, after every static
+ * initialiser; what entry returns is the exit status. Register from a
+ * constructor. 0, or CF_ENOMEM when the few places are taken. */
+typedef int (*cf__worker_entry_fn)(int argc, char **argv, char **envp);
+int cf__worker_entry_register(const char *flag, cf__worker_entry_fn entry);
 
 #endif /* CF_WORKER_H */

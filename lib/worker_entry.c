@@ -12,6 +12,9 @@
  * - The helper program (lib/worker_helper.c) loads this library and calls
  *   cf__worker_main.
  * - A fork() of the pool's manager thread calls cf__worker_run_forked.
+ * - Another library's workers (an MPI rank spawned from the program) are
+ *   the program re-run with that library's flag: __libc_start_main hands
+ *   libc companion_or_main, which calls the entry the library registered.
  * Whatever the way, a worker starts with every signal at its default action
  * and unblocked, and its channel close-on-exec, so that what a task starts
  * inherits nothing of the pool. A command line that is not a real worker's
@@ -187,6 +190,37 @@ typedef int (*main_fn)(int, char **, char **);
 typedef int (*libc_start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void),
                                   void (*)(void), void *);
 
+/* The entries other libraries registered (see worker.h); written by
+ * constructors, before any thread of the program runs, read before main. */
+#define COMPANION_ENTRIES 4
+static struct {
+    const char *flag;
+    cf__worker_entry_fn entry;
+} companions[COMPANION_ENTRIES];
+static main_fn program_main;
+
+int cf__worker_entry_register(const char *flag, cf__worker_entry_fn entry)
+{
+    for (size_t i = 0; i < COMPANION_ENTRIES; i++) {
+        if (!companions[i].flag) {
+            companions[i].flag = flag;
+            companions[i].entry = entry;
+            return 0;
+        }
+    }
+    return CF_ENOMEM;
+}
+
+/* Called where main would be: by then the constructors of a library linked
+ * statically into the program have run too, and registered. */
+static int companion_or_main(int argc, char **argv, char **envp)
+{
+    for (size_t i = 0; i < COMPANION_ENTRIES && companions[i].flag; i++)
+        if (strcmp(argv[1], companions[i].flag) == 0)
+            return companions[i].entry(argc, argv, envp);
+    return program_main(argc, argv, envp);
+}
+
 static int worker_instead_of_main(int argc, char **argv, char **envp)
 {
     (void)envp;
@@ -210,8 +244,12 @@ int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
     }
     interposed = true;
     int fd;
-    if (real_worker(argc, argv, CF__WORKER_FLAG, &fd))
+    if (real_worker(argc, argv, CF__WORKER_FLAG, &fd)) {
         main = worker_instead_of_main;
+    } else if (argc >= 2 && strncmp(argv[1], "--cfutures-", 11) == 0) {
+        program_main = main;
+        main = companion_or_main;
+    }
     return next(main, argc, argv, init, fini, rtld_fini, stack_end);
 }
 

@@ -15,7 +15,9 @@ the policy allows) is accepted by recording the baseline again with
 --update, a diff that review sees. A library whose soname has
 no baseline fails too: after an intended break, bump soversion in meson.build
 and record the new baseline with --update (README, "Versions and ABI
-policy"). Exit 77 (skipped) when the library has no debug information, without
+policy"). BASELINE_DIR/private.suppr (libabigail suppressions) names what is
+not ABI: the companion calls between the project's own libraries. Exit 77
+(skipped) when the library has no debug information, without
 which abidiff sees only symbol names.
 """
 import os
@@ -81,8 +83,11 @@ def main(argv):
                   f"  {sys.argv[0]} --update {' '.join(argv)}")
             failed = True
             continue
-        r = subprocess.run([abidiff_tool, "--headers-dir2", headers, baseline, lib],
-                           capture_output=True, text=True)
+        cmd = [abidiff_tool, "--headers-dir2", headers]
+        suppressions = os.path.join(baseline_dir, "private.suppr")
+        if os.path.isfile(suppressions):
+            cmd += ["--suppressions", suppressions]
+        r = subprocess.run(cmd + [baseline, lib], capture_output=True, text=True)
         if r.returncode & (ABIDIFF_ERROR | ABIDIFF_USAGE_ERROR):
             print(f"{lib}: abidiff failed ({r.returncode}):\n{r.stdout}{r.stderr}")
             failed = True

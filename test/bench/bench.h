@@ -200,6 +200,27 @@ typedef struct cf_executor cf_executor;
 cf_executor *bench_cf_pool(bool process, int workers, int *code);
 const char *bench_cf_system(bool process);
 
+/* One run of workload w on ex, any cfutures executor: its figure, or NAN
+ * after a note; and the warm-up that starts `workers` workers of ex. */
+double bench_cf_run_once(cf_executor *ex, bench_workload w, const bench_params *p);
+int bench_cf_warm_up(cf_executor *ex, int workers);
+
+/* cfutures' MPI pool (bench_mpi.c, when libcfutures-mpi is built): one pool
+ * for the whole run (the ranks of mpiexec, else p->workers spawned ranks),
+ * made at the first workload; bench_mpi_finish frees it. The first four workloads
+ * (sleep_concurrency's 10 workers would oversubscribe the machine). */
+#define BENCH_MPI_WORKLOADS                                                             \
+    (BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |            \
+     BENCH_BIT(BENCH_CPU_SPEEDUP) | BENCH_BIT(BENCH_MAP_CHUNKED))
+bool bench_mpi_run(bench_workload w, const bench_params *p);
+void bench_mpi_finish(void);
+/* Under mpiexec, every rank calls this first: false on a worker rank once
+ * it has served (cf-bench then exits), true on the root. */
+bool bench_mpi_begin(void);
+/* mpi4py.futures (system python-mpi) through pybench_mpi.py, when mpi4py is
+ * installed: the MPI workloads (or only `workload` when >= 0). */
+bool bench_mpi_python_run(const bench_params *p, int workload);
+
 /* The sweep (task size x workers, both pools) and the memory figure. */
 void bench_sweep(const bench_params *p, bool want_thread, bool want_process);
 void bench_memory(const bench_params *p, bool want_thread, bool want_process);

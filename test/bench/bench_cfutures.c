@@ -381,6 +381,27 @@ static double run_sleep(bool process, cf_executor *ex, const bench_params *p)
     return (double)dt / 1e6;
 }
 
+/* One run of a workload on any cfutures executor (bench_mpi.c's pool). */
+double bench_cf_run_once(cf_executor *ex, bench_workload w, const bench_params *p)
+{
+    switch (w) {
+    case BENCH_EMPTY_THROUGHPUT: return run_empty(true, ex, p);
+    case BENCH_ROUNDTRIP_LATENCY: return run_roundtrip(true, ex, p);
+    case BENCH_CPU_SPEEDUP: return run_cpu(true, ex, p);
+    case BENCH_MAP_CHUNKED: {
+        double per_item; /* cf_map's figure: not reported for this executor */
+        return run_map(true, ex, p, &per_item);
+    }
+    case BENCH_SLEEP_CONCURRENCY: return run_sleep(true, ex, p);
+    default: return NAN;
+    }
+}
+
+int bench_cf_warm_up(cf_executor *ex, int workers)
+{
+    return warm_up(ex, workers);
+}
+
 /* ------------------------------------------------------------------------ */
 
 /* The workloads cfutures' pools run: nested_fib needs tasks that submit

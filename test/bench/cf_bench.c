@@ -19,7 +19,7 @@
 
 typedef struct options {
     bool quick, compare, sweep, memory;
-    bool thread, process; /* which cfutures pools */
+    bool thread, process, mpi; /* which cfutures pools (mpi: only when asked) */
     int repeat;
     int workload; /* -1: all */
     bool uv_child;
@@ -28,11 +28,12 @@ typedef struct options {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: cf-bench [--quick] [--repeat N] [--system thread|process]\n"
+            "usage: cf-bench [--quick] [--repeat N] [--system thread|process|mpi]\n"
             "                [--workload NAME] [--sweep] [--memory] [--compare]\n"
             "  --quick          fewer iterations (what `meson test --benchmark` runs)\n"
             "  --repeat N       each figure is the median of N runs (default 5)\n"
-            "  --system S       only cfutures' thread or process pool\n"
+            "  --system S       only cfutures' thread, process or MPI pool (mpi: spawned\n"
+            "                   ranks; run only when asked)\n"
             "  --workload NAME  only empty_throughput, roundtrip_latency, cpu_speedup,\n"
             "                   map_chunked, sleep_concurrency, nested_fib or\n"
             "                   loop_roundtrip\n"
@@ -76,8 +77,9 @@ static bool parse_options(int argc, char **argv, options *o)
         } else if (strcmp(a, "--system") == 0 && next) {
             o->thread = strcmp(next, "thread") == 0;
             o->process = strcmp(next, "process") == 0;
+            o->mpi = strcmp(next, "mpi") == 0;
             i++;
-            if (!o->thread && !o->process)
+            if (!o->thread && !o->process && !o->mpi)
                 return false;
         } else if (strcmp(a, "--workload") == 0 && next) {
             o->workload = parse_workload(next);
@@ -224,6 +226,10 @@ static const target targets[] = {
     {"cfutures-process", "map_chunked", NULL, 100e6, true, ">= 100 M items/s", NULL},
     {"cfutures-process", "empty_throughput", "python-process", 20, true, ">= 20 x Python", NULL},
     {"cfutures-process", "roundtrip_latency", "python-process", 0.2, false, "<= 1/5 of Python", NULL},
+    {"cfutures-mpi", "empty_throughput", NULL, 1e6, true, ">= 1 M tasks/s", NULL},
+    {"cfutures-mpi", "roundtrip_latency", NULL, 5, false, "<= 5 us", NULL},
+    {"cfutures-mpi", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL},
+    {"cfutures-mpi", "empty_throughput", "python-mpi", 200, true, ">= 200 x mpi4py", NULL},
 };
 
 static void print_targets(bool quick)
@@ -458,6 +464,10 @@ int main(int argc, char **argv)
         return o.workload == BENCH_LOOP_ROUNDTRIP ? bench_loop_uv_child(&p)
                                                   : bench_uv_child((bench_workload)o.workload, &p);
 
+#ifdef CF_BENCH_HAVE_MPI
+    if (o.mpi && !bench_mpi_begin())
+        return 0; /* a worker rank under mpiexec: it served the root */
+#endif
     print_machine(&o);
     if (o.compare)
         note_missing_peers(&o);
@@ -474,6 +484,10 @@ int main(int argc, char **argv)
             ok &= run_cfutures(false, (bench_workload)w, &p);
         if (o.process)
             run_cfutures(true, (bench_workload)w, &p); /* may be unavailable */
+#ifdef CF_BENCH_HAVE_MPI
+        if (o.mpi)
+            ok &= bench_mpi_run((bench_workload)w, &p);
+#endif
         if (o.compare)
             run_peers(&o, (bench_workload)w, &p);
     }
@@ -487,6 +501,14 @@ int main(int argc, char **argv)
         if (o.compare)
             bench_python_run(&p, true, -1, NULL);
     }
+#ifdef CF_BENCH_HAVE_MPI
+    bench_mpi_finish();
+    if (o.mpi && o.compare && (o.workload < 0 || (BENCH_MPI_WORKLOADS & BENCH_BIT(o.workload))))
+        bench_mpi_python_run(&p, o.workload);
+#else
+    if (o.mpi)
+        bench_note("cfutures-mpi: libcfutures-mpi was not built (no MPI found): skipped");
+#endif
     if (o.compare)
         print_compare_table();
     print_targets(o.quick);

@@ -13,9 +13,12 @@ then, against that tree only:
   test_header_uv.c, test_header.cpp) compile at the strictest warnings with
   the installed headers and run;
 - test_exports.py passes on the installed library and headers;
+- libcfutures-mpi, when the build made it: consumer/mpi_app.c through
+  `pkg-config cfutures-mpi` links and runs;
 - CMake, when there is one: consumer/cmake's project finds the package with
   find_package(cfutures 0.2 COMPONENTS uv), builds app.c and
-  test_header_uv.c, and they run.
+  test_header_uv.c (and mpi_app.c through cfutures::mpi when the build has
+  MPI), and they run.
 Uses the installed .pc files with their prefix pointed at the temporary tree.
 SPDX-License-Identifier: MIT
 """
@@ -143,14 +146,29 @@ def main():
                  os.path.join(libdir, soname), os.path.join(include, "cfutures.h"),
                  os.path.join(include, "cfutures-uv.h")])
 
+        # libcfutures-mpi, when the build made it: pkg-config cfutures-mpi.
+        have_mpi = os.path.exists(os.path.join(libdir, f"libcfutures-mpi.so.{args.soversion}"))
+        if have_mpi:
+            exe = os.path.join(tmp, "mpi_app")
+            mpi_flags = shlex.split(output(["pkg-config", "--cflags", "--libs", "cfutures-mpi"],
+                                           env=env))
+            run(args.cc + ["-std=c11"] + STRICT + [os.path.join(HERE, "mpi_app.c"), "-o", exe]
+                + mpi_flags)
+            check_ran([exe], env, "linked")
+        else:
+            print("no libcfutures-mpi in this build: cfutures-mpi is not tried")
+
         if args.cmake:
             build = os.path.join(tmp, "cmake-build")
             run([args.cmake, "-S", os.path.join(HERE, "cmake"), "-B", build,
                  f"-DCMAKE_PREFIX_PATH={prefix}", f"-DCFUTURES_TEST_DIR={TEST_DIR}",
+                 f"-DCFUTURES_EXPECT_MPI={'ON' if have_mpi else 'OFF'}",
                  f"-DCMAKE_C_COMPILER={args.cc[0]}"], stdout=subprocess.DEVNULL)
             run([args.cmake, "--build", build], stdout=subprocess.DEVNULL)
             check_ran([os.path.join(build, "app")], env, "all results right")
             check_ran([os.path.join(build, "header_uv")], env)
+            if have_mpi:
+                check_ran([os.path.join(build, "mpi_app")], env, "linked")
         else:
             print("no cmake: the CMake package is not tried")
     return 0

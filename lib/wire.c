@@ -621,6 +621,40 @@ int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
     return 0;
 }
 
+/* A chunk result's `count` items into chunk: 0, CF_EINVAL (r goes bad on
+ * a short frame) or CF_ENOMEM. */
+static int get_chunk_items(get *r, uint64_t count, bool copies, cf__chunk_result *chunk)
+{
+    int rc = 0;
+    if (!copies && sizeof(void *) == 8) { /* the common case: one copy */
+        const unsigned char *values = get_bytes(r, 8 * (size_t)count);
+        if (values && count)
+            memcpy(chunk->values, values, 8 * (size_t)count);
+        chunk->count = (size_t)count;
+    }
+    for (size_t i = chunk->count; i < count && rc == 0; i++) {
+        uint8_t is_copy = copies ? get_u8(r) : 0;
+        if (is_copy > 1) {
+            rc = CF_EINVAL;
+        } else if (is_copy) {
+            size_t size = get_size(r);
+            const unsigned char *bytes = get_bytes(r, size);
+            if (r->bad)
+                break;
+            void *dup = dup_bytes(bytes, size);
+            if (!dup)
+                return CF_ENOMEM;
+            rc = cf__chunk_result_add_copy(chunk, dup, size);
+        } else {
+            uint64_t v = get_u64(r);
+            if (r->bad)
+                break;
+            cf__chunk_result_add_value(chunk, (void *)(uintptr_t)v);
+        }
+    }
+    return rc;
+}
+
 int cf__wire_get_chunk_result(const cf__frame *fr, size_t max_count, cf__chunk_result **out,
                               uint64_t *run_ns)
 {
@@ -650,35 +684,7 @@ int cf__wire_get_chunk_result(const cf__frame *fr, size_t max_count, cf__chunk_r
         cf__free(message);
         return CF_ENOMEM;
     }
-    int rc = 0;
-    if (!copies && sizeof(void *) == 8) { /* the common case: one copy */
-        const unsigned char *values = get_bytes(&r, 8 * (size_t)count);
-        if (values && count)
-            memcpy(chunk->values, values, 8 * (size_t)count);
-        chunk->count = (size_t)count;
-    }
-    for (size_t i = chunk->count; i < count && rc == 0; i++) {
-        uint8_t is_copy = copies ? get_u8(&r) : 0;
-        if (is_copy > 1) {
-            rc = CF_EINVAL;
-        } else if (is_copy) {
-            size_t size = get_size(&r);
-            const unsigned char *bytes = get_bytes(&r, size);
-            if (r.bad)
-                break;
-            void *dup = dup_bytes(bytes, size);
-            if (!dup) {
-                rc = CF_ENOMEM;
-                break;
-            }
-            rc = cf__chunk_result_add_copy(chunk, dup, size);
-        } else {
-            uint64_t v = get_u64(&r);
-            if (r.bad)
-                break;
-            cf__chunk_result_add_value(chunk, (void *)(uintptr_t)v);
-        }
-    }
+    int rc = get_chunk_items(&r, count, copies, chunk);
     if (rc == 0 && (r.bad || r.left != 0))
         rc = CF_EINVAL;
     if (rc != 0) {

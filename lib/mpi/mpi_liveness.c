@@ -122,6 +122,30 @@ static int read_hello(unproven *u, const unsigned char *secret, int size, const 
     return 1;
 }
 
+/* Read what the unproven connections with revents sent: a worker whose
+ * hello is complete and right takes its place in fds; a wrong one is
+ * dropped. Returns how many workers arrived. */
+static int take_hellos(unproven *u, int *nu, const struct pollfd *p, const unsigned char *secret,
+                       int size, int root, int *fds)
+{
+    int arrived = 0;
+    for (int i = *nu - 1; i >= 0; i--) {
+        if (!p[i].revents)
+            continue;
+        int rank = -1, got = read_hello(&u[i], secret, size, fds, &rank);
+        if (got == 0)
+            continue;
+        if (got > 0 && rank != root) {
+            fds[rank] = u[i].fd;
+            arrived++;
+        } else {
+            close(u[i].fd); /* not one of ours */
+        }
+        u[i] = u[--*nu];
+    }
+    return arrived;
+}
+
 int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, int root,
                     int *fds, double deadline_s, char *why, size_t cap)
 {
@@ -152,20 +176,7 @@ int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, in
             rc = CF_ESYSTEM;
             break;
         }
-        for (int i = nu - 1; i >= 0; i--) {
-            if (!p[i + 1].revents)
-                continue;
-            int rank = -1, got = read_hello(&u[i], secret, size, fds, &rank);
-            if (got == 0)
-                continue;
-            if (got > 0 && rank != root) {
-                fds[rank] = u[i].fd;
-                missing--;
-            } else {
-                close(u[i].fd); /* not one of ours */
-            }
-            u[i] = u[--nu];
-        }
+        missing -= take_hellos(u, &nu, p + 1, secret, size, root, fds);
         if (p[0].revents & POLLIN) {
             int fd = above_stdio(accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK));
             if (fd >= 0 && nu == MAX_UNPROVEN) { /* a flood: an unproven one makes room */

@@ -119,17 +119,11 @@ static cf_executor *root_accept(MPI_Comm comm, MPI_Comm inter, int size, int roo
     return ex;
 }
 
-cf_executor *cf__mpi_meet(MPI_Comm comm, MPI_Comm inter, int root, const cf_mpi_pool_opts *opts,
-                          int *serve_status)
+/* Phases 0 and 1, on every rank: room for every rank's identity (agreed
+ * by all), then the identities themselves. NULL with the last error set. */
+static cf__mpi_ident *gather_idents(MPI_Comm comm, int size, bool is_root)
 {
-    int size = 0, rank = 0;
-    MPI_Comm_size(comm, &size);
-    MPI_Comm_rank(comm, &rank);
-    bool is_root = rank == root;
-    *serve_status = CF__WORKER_EXIT_SETUP;
     char why[CF__MESSAGE_MAX];
-
-    /* 0 */
     cf__mpi_ident *all = cf__calloc((size_t)size, sizeof *all);
     int ok = all != NULL, all_ok = 0;
     int err = MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
@@ -141,7 +135,6 @@ cf_executor *cf__mpi_meet(MPI_Comm comm, MPI_Comm inter, int root, const cf_mpi_
         }
         return cf__fail_msg(CF_ENOMEM, "a rank ran out of memory making the MPI pool");
     }
-    /* 1 */
     cf__mpi_ident self;
     cf__mpi_ident_self(&self, is_root);
     err = MPI_Allgather(&self, (int)sizeof self, MPI_BYTE, all, (int)sizeof self, MPI_BYTE, comm);
@@ -150,30 +143,60 @@ cf_executor *cf__mpi_meet(MPI_Comm comm, MPI_Comm inter, int root, const cf_mpi_
         mpi_fail("MPI_Allgather", err, why, sizeof why);
         return fail_text(CF_ESYSTEM, why);
     }
-    meet_root_msg m;
-    memset(&m, 0, sizeof m);
-    m.code = cf__mpi_ident_check(all, size, root, m.why, sizeof m.why);
-    if (m.code == 0 && size < 2) {
-        m.code = CF_EINVAL;
-        snprintf(m.why, sizeof m.why, "the communicator has one rank: an MPI pool needs at "
+    return all;
+}
+
+/* Phase 2, on every rank: the identities checked, then the root's port,
+ * secret and address (or why it failed) broadcast. False with the last
+ * error set (and the listener closed). */
+static bool share_port(MPI_Comm comm, int size, int root, bool is_root,
+                       const cf__mpi_ident *all, meet_root_msg *m, int *listener)
+{
+    memset(m, 0, sizeof *m);
+    m->code = cf__mpi_ident_check(all, size, root, m->why, sizeof m->why);
+    if (m->code == 0 && size < 2) {
+        m->code = CF_EINVAL;
+        snprintf(m->why, sizeof m->why, "the communicator has one rank: an MPI pool needs at "
                  "least one worker rank beside the root");
     }
-    /* 2 */
-    int listener = -1;
-    if (is_root && m.code == 0)
-        m.code = root_listen(all, size, root, &m, &listener);
-    err = MPI_Bcast(&m, (int)sizeof m, MPI_BYTE, root, comm);
-    if (err != MPI_SUCCESS || m.code != 0) {
-        if (listener >= 0)
-            close(listener);
-        cf__free(all);
-        if (err != MPI_SUCCESS) {
-            mpi_fail("MPI_Bcast", err, why, sizeof why);
-            return fail_text(CF_ESYSTEM, why);
-        }
-        return fail_text(m.code, m.why);
+    if (is_root && m->code == 0)
+        m->code = root_listen(all, size, root, m, listener);
+    int err = MPI_Bcast(m, (int)sizeof *m, MPI_BYTE, root, comm);
+    if (err == MPI_SUCCESS && m->code == 0)
+        return true;
+    if (*listener >= 0)
+        close(*listener);
+    *listener = -1;
+    if (err != MPI_SUCCESS) {
+        char why[CF__MESSAGE_MAX];
+        mpi_fail("MPI_Bcast", err, why, sizeof why);
+        fail_text(CF_ESYSTEM, why);
+    } else {
+        fail_text(m->code, m->why);
     }
-    /* 3 */
+    return false;
+}
+
+cf_executor *cf__mpi_meet(MPI_Comm comm, MPI_Comm inter, int root, const cf_mpi_pool_opts *opts,
+                          int *serve_status)
+{
+    int size = 0, rank = 0;
+    MPI_Comm_size(comm, &size);
+    MPI_Comm_rank(comm, &rank);
+    bool is_root = rank == root;
+    *serve_status = CF__WORKER_EXIT_SETUP;
+    char why[CF__MESSAGE_MAX];
+
+    cf__mpi_ident *all = gather_idents(comm, size, is_root); /* phases 0 and 1 */
+    if (!all)
+        return NULL;
+    meet_root_msg m; /* phase 2 */
+    int listener = -1;
+    if (!share_port(comm, size, root, is_root, all, &m, &listener)) {
+        cf__free(all);
+        return NULL;
+    }
+    /* Phase 3: the workers connect, the root accepts them, its verdict. */
     meet_verdict v;
     memset(&v, 0, sizeof v);
     cf_executor *ex = NULL;
@@ -186,7 +209,7 @@ cf_executor *cf__mpi_meet(MPI_Comm comm, MPI_Comm inter, int root, const cf_mpi_
         if (live < 0)
             MPI_Send(why, (int)strlen(why) + 1, MPI_CHAR, root, CF__MPI_TAG_SETUP, comm);
     }
-    err = MPI_Bcast(&v, (int)sizeof v, MPI_BYTE, root, comm);
+    int err = MPI_Bcast(&v, (int)sizeof v, MPI_BYTE, root, comm);
     if (err != MPI_SUCCESS && v.code == 0) {
         v.code = CF_ESYSTEM;
         mpi_fail("MPI_Bcast", err, v.why, sizeof v.why);

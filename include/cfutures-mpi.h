@@ -1,4 +1,7 @@
-/* cfutures-mpi: the MPI executor. A pool whose workers are MPI ranks, on
+/** @file cfutures-mpi.h
+ * @brief cfutures-mpi: the MPI executor (@ref cfutures_mpi).
+ *
+ * A pool whose workers are MPI ranks, on
  * this machine or across a cluster, with the same tasks, futures, cf_map,
  * cf_wait, shutdown and CF_WITH as a process pool: switching is a one-line
  * change. Library libcfutures-mpi (pkg-config and Meson dependency
@@ -25,7 +28,8 @@
  * (Open MPI: mpiexec --enable-recovery; see cf_mpi_survives_rank_death).
  * Otherwise the runtime ends the whole job when a rank dies.
  *
- * SPDX-License-Identifier: MIT */
+ * SPDX-License-Identifier: MIT
+ */
 #ifndef CFUTURES_MPI_H
 #define CFUTURES_MPI_H
 
@@ -36,30 +40,36 @@
 extern "C" {
 #endif
 
+/** @addtogroup cfutures_mpi
+ * @{ */
+
+/** Marks the functions libcfutures-mpi exports (default visibility while
+ * the library itself is built; empty for its users). */
 #if defined(CF_MPI_BUILDING) && (defined(__GNUC__) || defined(__clang__))
 #define CF_MPI_API __attribute__((visibility("default")))
 #else
 #define CF_MPI_API
 #endif
 
+/** Options of cf_mpi_pool_new; zeroed (or NULL) means every default. */
 typedef struct cf_mpi_pool_opts {
-    MPI_Comm comm;   /* all bits zero: MPI_COMM_WORLD. The pool works on its own
+    MPI_Comm comm;   /**< all bits zero: MPI_COMM_WORLD. The pool works on its own
                         duplicate; every rank of comm calls cf_mpi_pool_new */
-    int root;        /* the rank of comm that gets the executor; the others serve.
+    int root;        /**< the rank of comm that gets the executor; the others serve.
                         Outside [0, size of comm): CF_EINVAL */
-    int spawn;       /* > 0: instead, this process alone starts that many worker
+    int spawn;       /**< > 0: instead, this process alone starts that many worker
                         ranks (MPI_Comm_spawn of its own executable, Open MPI info
                         map_by node:OVERSUBSCRIBE) and is the root; comm and root
                         are ignored. < 0: CF_EINVAL */
-    int (*initializer)(void *initarg); /* runs on each worker rank before its first
+    int (*initializer)(void *initarg); /**< runs on each worker rank before its first
                                           task; nonzero return: the pool is broken */
-    void *initarg;   /* travels as a value */
-    size_t max_message; /* 0: 64 MiB; larger data fails with CF_ETOOBIG at submit;
+    void *initarg;   /**< travels as a value */
+    size_t max_message; /**< 0: 64 MiB; larger data fails with CF_ETOOBIG at submit;
                            values above 1 GiB count as 1 GiB */
-    uint64_t cf_reserved[8]; /* zero (later versions' options); else CF_ENOTSUP */
+    uint64_t cf_reserved[8]; /**< zero (later versions' options); else CF_ENOTSUP */
 } cf_mpi_pool_opts;
 
-/* Make an MPI pool (opts may be NULL: all defaults). Collective over comm:
+/** Make an MPI pool (opts may be NULL: all defaults). Collective over comm:
  * every rank calls it with the same opts (with spawn, only this process).
  * Initialises MPI (MPI_THREAD_MULTIPLE) if the program has not; then MPI
  * is finalised when the program exits.
@@ -90,11 +100,13 @@ typedef struct cf_mpi_pool_opts {
  * its task returns; cf_executor_free waits for that. */
 CF_MPI_API cf_executor *cf_mpi_pool_new(const cf_mpi_pool_opts *opts);
 
-/* Whether the MPI runtime lets the job go on when a rank dies (Open MPI's
+/** Whether the MPI runtime lets the job go on when a rank dies (Open MPI's
  * mpiexec --enable-recovery): then an MPI pool loses only that rank's
  * running task. When false, a rank's death ends the whole job, the root
  * included (MPI's default). Never blocks; needs no MPI initialisation. */
 CF_MPI_API bool cf_mpi_survives_rank_death(void);
+
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,8 @@
 """An installed cfutures works for the programs built against it.
 
 usage: install_consumer.py --meson M --build DIR --source DIR --soversion N
-                           [--nm NM] [--cmake CMAKE] [--cxx CXX...] -- CC...
+                           [--nm NM] [--cmake CMAKE] [--docs [--man MAN]]
+                           [--cxx CXX...] -- CC...
 
 Installs the build (meson install --destdir) into a temporary directory,
 then, against that tree only:
@@ -18,7 +19,10 @@ then, against that tree only:
 - CMake, when there is one: consumer/cmake's project finds the package with
   find_package(cfutures 0.2 COMPONENTS uv), builds app.c and
   test_header_uv.c (and mpi_app.c through cfutures::mpi when the build has
-  MPI), and they run.
+  MPI), and they run;
+- the reference manual, when the build made it (--docs): the HTML index is
+  in <datadir>/doc/cfutures/html, and `man 3 cf_submit` (and `man 3
+  cfutures`, the overview) render from <mandir> with MANPATH set to it.
 Uses the installed .pc files with their prefix pointed at the temporary tree.
 SPDX-License-Identifier: MIT
 """
@@ -58,6 +62,8 @@ def parse_args():
     p.add_argument("--nm")
     p.add_argument("--cmake")
     p.add_argument("--cxx", nargs="+")
+    p.add_argument("--docs", action="store_true")
+    p.add_argument("--man")
     args = p.parse_args(argv[:end])
     args.cc = argv[end + 1:]
     if not args.cc:
@@ -66,14 +72,20 @@ def parse_args():
 
 
 def install(args, tmp):
-    """Install into tmp/root: (the tree's prefix, its libdir, its env)."""
+    """Install into tmp/root: (the tree's prefix, its libdir, its env, the
+    function giving where an install directory option (mandir, ...) is)."""
     options = {o["name"]: o["value"] for o in
                json.loads(output([args.meson, "introspect", "--buildoptions", args.build]))}
     destdir = os.path.join(tmp, "root")
     run([args.meson, "install", "-C", args.build, "--no-rebuild", "--destdir", destdir],
         stdout=subprocess.DEVNULL)
     prefix = destdir + options["prefix"]
-    libdir = os.path.join(prefix, options["libdir"])
+
+    def installed(option):
+        value = options[option]
+        return destdir + value if os.path.isabs(value) else os.path.join(prefix, value)
+
+    libdir = installed("libdir")
     # The installed .pc files, with their prefix moved to the tree.
     pcdir = os.path.join(tmp, "pkgconfig")
     os.mkdir(pcdir)
@@ -87,7 +99,7 @@ def install(args, tmp):
     env.pop("CFUTURES_WORKER_HELPER", None)
     env["PKG_CONFIG_PATH"] = pcdir
     env["LD_LIBRARY_PATH"] = libdir
-    return prefix, libdir, env
+    return prefix, libdir, env, installed
 
 
 def pkg_config(env, *args):
@@ -108,10 +120,33 @@ def needed(exe):
     return out
 
 
+def check_manual(man, datadir, mandir):
+    """The installed manual: HTML, and man pages that man(1) renders."""
+    index = os.path.join(datadir, "doc", "cfutures", "html", "index.html")
+    page = os.path.join(mandir, "man3", "cf_submit.3")
+    for path in (index, page):
+        if not os.path.isfile(path):
+            raise SystemExit(f"FAIL: {path} was not installed")
+    if not man:
+        print("no man program: the installed man pages are not rendered")
+        return
+    env = dict(os.environ, MANPATH=mandir, MANWIDTH="100", MANPAGER="cat", PAGER="cat")
+    for name, expect in (("cf_submit", "Schedule fn(arg)"), ("cfutures", "Conventions")):
+        print(f"$ MANPATH={mandir} man 3 {name}", flush=True)
+        out = subprocess.run([man, "3", name], stdin=subprocess.DEVNULL, env=env,
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0 or expect not in out.stdout or out.stderr.strip():
+            sys.stdout.write(out.stdout[:2000])
+            sys.stderr.write(out.stderr)
+            raise SystemExit(f"FAIL: man 3 {name} exited with {out.returncode}, wrote to stderr"
+                             f" or did not show '{expect}'")
+        print(out.stdout.splitlines()[0] if out.stdout else "")
+
+
 def main():
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="cf_install_") as tmp:
-        prefix, libdir, env = install(args, tmp)
+        prefix, libdir, env, installed = install(args, tmp)
         flags = pkg_config(env, "--cflags", "--libs", "cfutures")
         uv_flags = pkg_config(env, "--cflags", "--libs", "cfutures-uv")
         print("pkg-config cfutures:", " ".join(flags))
@@ -171,6 +206,11 @@ def main():
                 check_ran([os.path.join(build, "mpi_app")], env, "linked")
         else:
             print("no cmake: the CMake package is not tried")
+
+        if args.docs:
+            check_manual(args.man, installed("datadir"), installed("mandir"))
+        else:
+            print("no reference manual in this build (-Ddocs): its install is not tried")
     return 0
 
 

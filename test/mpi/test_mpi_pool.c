@@ -392,7 +392,10 @@ static void test_parallel_for(void)
         in[i] = i - 17;
     cf_parallel_opts o = { .grain = 333, .in = in, .in_size = sizeof *in,
                            .out = out, .out_size = 2 * sizeof *out };
-    CHECK_EQ(cf_parallel_for(ex, N, scale_range, (void *)(intptr_t)3, &o), 0);
+    int rc = cf_parallel_for(ex, N, scale_range, (void *)(intptr_t)3, &o);
+    if (rc != 0)
+        fprintf(stderr, "cf_parallel_for: %s: %s\n", cf_err_name(rc), cf_last_error_message());
+    CHECK_EQ(rc, 0);
     for (int i = 0; i < N; i++) {
         CHECK_EQ(out[2 * i], (int64_t)(i - 17) * 3);
         CHECK(out[2 * i + 1] != getpid());

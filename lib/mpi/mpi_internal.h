@@ -18,9 +18,14 @@
 
 /* Tags on the pool's communicator. DATA: frames (wire.h), a byte stream cut
  * into messages of at most CF__MPI_MAX_PIECE bytes, both ways. BYE: a
- * worker stopped serving (payload: its int status). SETUP: a worker could
- * not connect its liveness socket (payload: why, text). */
-enum { CF__MPI_TAG_DATA = 1, CF__MPI_TAG_BYE = 2, CF__MPI_TAG_SETUP = 3 };
+ * worker stopped serving (payload: its int status). FIN: the root's answer
+ * to a BYE, its last message to that rank (empty): the rank receives and
+ * drops DATA until FIN comes, so that no message of the pool is left
+ * unreceived when the communicator is freed (Open MPI may give a later
+ * communicator the same context id, and the next pool would then receive
+ * it). SETUP: a worker could not connect its liveness socket (payload: why,
+ * text). */
+enum { CF__MPI_TAG_DATA = 1, CF__MPI_TAG_BYE = 2, CF__MPI_TAG_SETUP = 3, CF__MPI_TAG_FIN = 4 };
 #define CF__MPI_MAX_PIECE ((size_t)1 << 30)
 
 #define CF__MPI_SECRET_LEN 16

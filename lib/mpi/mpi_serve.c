@@ -32,6 +32,7 @@
 #define MIN_SLEEP_NS 16000ull
 #define MAX_SLEEP_NS 20000000ull /* only a lost ring waits this long */
 #define WAKE_ROOT_NS 250000ull /* replies after a task this long wake the root */
+#define FIN_GRACE_NS 1000000000ull /* after the root closed our connection, FIN may still come */
 
 typedef struct mpi_server {
     MPI_Comm comm;
@@ -198,20 +199,62 @@ static int mpi_write(void *ctx, const void *buf, size_t len)
     return 0;
 }
 
+/* After our BYE: receive and drop what the root sent until its FIN, its
+ * last message to us (see mpi_internal.h). The root closes our liveness
+ * connection once it has our BYE, after sending FIN: that end only bounds
+ * how long we wait for FIN still on its way. */
+static void drain_until_fin(mpi_server *s)
+{
+    uint64_t sleep_ns = MIN_SLEEP_NS, closed_at = 0;
+    for (;;) {
+        int flag = 0;
+        MPI_Message msg;
+        MPI_Status st;
+        if (MPI_Improbe(s->root, MPI_ANY_TAG, s->comm, &flag, &msg, &st) != MPI_SUCCESS)
+            return;
+        if (!flag) {
+            if (closed_at == 0 && !wait_a_while(s, &sleep_ns))
+                closed_at = now_ns();
+            if (closed_at != 0) {
+                if (now_ns() - closed_at > FIN_GRACE_NS)
+                    return;
+                struct timespec ts = { .tv_nsec = 10000 };
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        s->last_message = now_ns();
+        int count = 0;
+        MPI_Get_count(&st, MPI_BYTE, &count);
+        if (count > 0 && (size_t)count > s->stage_cap) {
+            unsigned char *p = cf__realloc(s->stage, (size_t)count);
+            if (!p)
+                return;
+            s->stage = p;
+            s->stage_cap = (size_t)count;
+        }
+        if (MPI_Mrecv(count > 0 ? s->stage : NULL, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE) !=
+                MPI_SUCCESS ||
+            st.MPI_TAG == CF__MPI_TAG_FIN)
+            return;
+    }
+}
+
 int cf__mpi_serve(MPI_Comm comm, int root, int live_fd)
 {
     mpi_server s = { .comm = comm, .root = root, .live_fd = live_fd, .last_message = now_ns() };
     cf__serve_io io = { .ctx = &s, .read = mpi_read, .write = mpi_write };
     int status = cf__serve(&io);
-    cf__free(s.stage);
+    bool said_bye = false;
     if (!s.root_gone && drain_rings(&s)) {
         int32_t st = status;
-        send_message(&s, &st, sizeof st, CF__MPI_TAG_BYE);
-    } else {
-        s.root_gone = true;
+        said_bye = send_message(&s, &st, sizeof st, CF__MPI_TAG_BYE);
+        if (said_bye)
+            drain_until_fin(&s); /* the pool has ended for us either way */
     }
+    cf__free(s.stage);
     close(live_fd);
-    return s.root_gone ? CF_EBROKEN : status;
+    return said_bye ? status : CF_EBROKEN;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -162,6 +162,9 @@ static void rank_died(mpi_pool *t, mpi_rank *k)
 
 static void got_bye(mpi_rank *k, int status)
 {
+    /* Its answer, after everything else we sent it (MPI keeps the order):
+     * the rank drops our DATA until this comes. Empty, so it goes at once. */
+    MPI_Send(NULL, 0, MPI_BYTE, k->rank, CF__MPI_TAG_FIN, k->pool->m.comm);
     k->bye = true;
     k->bye_status = status;
     rank_state was = k->state;

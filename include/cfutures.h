@@ -324,7 +324,8 @@ typedef struct cf_process_pool_opts {
                                   < 0: CF_EINVAL */
     double task_timeout;     /**< 0: none; else a task running longer is killed with its
                                   worker, fails with CF_ETIMEDOUT (result and exception
-                                  code), and the worker is replaced. < 0 or > 1e9: CF_EINVAL */
+                                  code), and the worker is replaced.
+                                  < 0 or > 1e9: CF_EINVAL */
     int (*initializer)(void *initarg); /**< runs in each worker; initarg travels as a value */
     void *initarg; /**< initializer's argument */
     size_t max_message;      /**< 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit;
@@ -640,13 +641,11 @@ typedef void (*cf_range_fn)(void *ctx, const cf_range *r);
 
 /** The options of cf_parallel_for. */
 typedef struct cf_parallel_opts {
-    size_t grain;                    /**< items per chunk; 0: chosen (about 8 chunks per CPU) */
-    /**@{*/
-    const void *in; size_t in_size;  /**< optional input array: n items of in_size bytes */
-    /**@}*/
-    /**@{*/
-    void *out; size_t out_size;      /**< optional output array: n items of out_size bytes */
-    /**@}*/
+    size_t grain;            /**< items per chunk; 0: chosen (about 8 chunks per CPU) */
+    const void *in;          /**< optional input array: n items of in_size bytes, or NULL */
+    size_t in_size;          /**< bytes per item of in (0 when in is NULL) */
+    void *out;               /**< optional output array: n items of out_size bytes, or NULL */
+    size_t out_size;         /**< bytes per item of out (0 when out is NULL) */
     uint64_t cf_reserved[8]; /**< zero (later versions' options); else CF_ENOTSUP */
 } cf_parallel_opts;
 

@@ -505,10 +505,7 @@ static int advance(cf_map_iter *it)
 }
 
 /* Kept out of line so that cf_map_next's fast path stays a leaf function. */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((noinline))
-#endif
-static int map_next_slow(cf_map_iter *it, void **value)
+static __attribute__((noinline)) int map_next_slow(cf_map_iter *it, void **value)
 {
     int rc;
     do {

@@ -100,6 +100,7 @@ typedef struct mpi_worker {
 
 /* {u32 length 9, u8 EXIT, u64 id 0}, as wire.h lays a frame out (native
  * byte order), for when the core's buffer cannot take one. */
+/* clang-format off: the bytes as the frame lays them out */
 static const unsigned char exit_frame_bytes[CF__WIRE_HEAD] = {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     0, 0, 0, 9,
@@ -108,6 +109,7 @@ static const unsigned char exit_frame_bytes[CF__WIRE_HEAD] = {
 #endif
     CF__MSG_EXIT,
 };
+/* clang-format on */
 
 static const unsigned char *exit_frame(void)
 {

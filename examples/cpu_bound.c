@@ -160,6 +160,7 @@ int main(int argc, char **argv)
     double ideal = ncpu < WORKERS ? ncpu : WORKERS;
     if (!quick && ncpu > 1 && serial_secs / thread_secs < 0.6 * ideal)
         printf("(Here the thread pool was %.1fx faster, where %.0fx is possible: other "
-               "programs are probably using the CPUs.)\n", serial_secs / thread_secs, ideal);
+               "programs are probably using the CPUs.)\n",
+               serial_secs / thread_secs, ideal);
     return 0;
 }

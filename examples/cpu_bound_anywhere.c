@@ -57,8 +57,8 @@ int main(int argc, char **argv)
 
     /* The one line that differs. */
     cf_executor *ex = mpi ? cf_mpi_pool_new(&(cf_mpi_pool_opts){ .spawn = spawn })
-                    : strcmp(kind, "thread") == 0 ? cf_thread_pool_new(NULL)
-                                                  : cf_process_pool_new(NULL);
+                      : strcmp(kind, "thread") == 0 ? cf_thread_pool_new(NULL)
+                                                    : cf_process_pool_new(NULL);
     if (!ex && mpi && cf_last_error() == 0)
         return 0; /* a worker rank: it served rank 0's tasks until rank 0 was done */
     if (!ex) {
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s pool: map failed: %s\n", kind, cf_strerror(rc));
         return 1;
     }
-    printf("%s pool: cpu_bound_func(%zu) x %zu in %.3f s, every result %#zx\n", kind,
-           (size_t)num, n, secs, (size_t)first);
+    printf("%s pool: cpu_bound_func(%zu) x %zu in %.3f s, every result %#zx\n", kind, (size_t)num,
+           n, secs, (size_t)first);
     return 0;
 }

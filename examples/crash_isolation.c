@@ -36,11 +36,16 @@ typedef enum { RETURNS, SEGFAULTS, ABORTS, EXITS, RAISES } behaviour;
 static behaviour behaviour_of(intptr_t i)
 {
     switch (i) {
-    case 2: return SEGFAULTS;
-    case 5: return ABORTS;
-    case 8: return EXITS;
-    case 10: return RAISES;
-    default: return RETURNS;
+    case 2:
+        return SEGFAULTS;
+    case 5:
+        return ABORTS;
+    case 8:
+        return EXITS;
+    case 10:
+        return RAISES;
+    default:
+        return RETURNS;
     }
 }
 
@@ -48,11 +53,17 @@ static void *risky_task(void *arg)
 {
     intptr_t i = (intptr_t)arg;
     switch (behaviour_of(i)) {
-    case SEGFAULTS: raise(SIGSEGV); break; /* as if it dereferenced a bad pointer */
-    case ABORTS: abort();                  /* a failed assert() does this */
-    case EXITS: exit(3);                   /* a library that calls exit() on error */
-    case RAISES: return cf_raise(42, "bad input %d", (int)i); /* Python's raise */
-    case RETURNS: break;
+    case SEGFAULTS:
+        raise(SIGSEGV);
+        break; /* as if it dereferenced a bad pointer */
+    case ABORTS:
+        abort(); /* a failed assert() does this */
+    case EXITS:
+        exit(3); /* a library that calls exit() on error */
+    case RAISES:
+        return cf_raise(42, "bad input %d", (int)i); /* Python's raise */
+    case RETURNS:
+        break;
     }
     return (void *)(i * i);
 }
@@ -75,8 +86,8 @@ static int report(intptr_t i, cf_future *f)
         return behaviour_of(i) == RAISES && exc->code == 42;
     }
     if (rc == CF_EBROKEN && exc->signal) {
-        printf("its worker was killed by signal %d, %s (%s)\n", exc->signal,
-               strsignal(exc->signal), cf_err_name(rc));
+        printf("its worker was killed by signal %d, %s (%s)\n", exc->signal, strsignal(exc->signal),
+               cf_err_name(rc));
     } else if (rc == CF_EBROKEN) {
         printf("its worker exited with status %d (%s)\n", exc->exit_status, cf_err_name(rc));
     } else {
@@ -85,10 +96,14 @@ static int report(intptr_t i, cf_future *f)
     }
     /* A sanitizer build may turn a signal into an exit with an error status. */
     switch (behaviour_of(i)) {
-    case SEGFAULTS: return exc->signal == SIGSEGV || exc->exit_status > 0;
-    case ABORTS: return exc->signal == SIGABRT || exc->exit_status > 0;
-    case EXITS: return exc->exit_status == 3;
-    default: return 0;
+    case SEGFAULTS:
+        return exc->signal == SIGSEGV || exc->exit_status > 0;
+    case ABORTS:
+        return exc->signal == SIGABRT || exc->exit_status > 0;
+    case EXITS:
+        return exc->exit_status == 3;
+    default:
+        return 0;
     }
 }
 

@@ -155,7 +155,8 @@ int main(int argc, char **argv)
     uintptr_t num = quick ? 40 : 300;
     size_t n = 16;
     printf("5. cpu_bound_func(%zu) x %zu, %d workers on %d CPUs (seed 004: threads did not help "
-           "in Python)\n", (size_t)num, n, ncpu, ncpu);
+           "in Python)\n",
+           (size_t)num, n, ncpu, ncpu);
     void *nums[16], *serial[16], *out[16];
     for (size_t i = 0; i < n; i++)
         nums[i] = (void *)num;

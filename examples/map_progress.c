@@ -227,8 +227,8 @@ int main(int argc, char **argv)
             uint64_t mine = 0;
             int same = hash_path(path, &mine) == 0 && mine == (uint64_t)(uintptr_t)value;
             mismatched += !same;
-            snprintf(outcome, sizeof outcome, "%016llx%s",
-                     (unsigned long long)(uintptr_t)value, same ? "" : " MISMATCH");
+            snprintf(outcome, sizeof outcome, "%016llx%s", (unsigned long long)(uintptr_t)value,
+                     same ? "" : " MISMATCH");
         } else {
             const cf_exception *exc = NULL;
             cf_future_exception(f, 0, &exc);
@@ -249,8 +249,8 @@ int main(int argc, char **argv)
     free(list.paths);
 
     if (failed || mismatched || done != list.count) {
-        fprintf(stderr, "%zu failed, %zu mismatched, %zu of %zu done\n", failed, mismatched,
-                done, list.count);
+        fprintf(stderr, "%zu failed, %zu mismatched, %zu of %zu done\n", failed, mismatched, done,
+                list.count);
         return 1;
     }
     printf("all %zu files hashed on a %s and verified\n", done, backend);

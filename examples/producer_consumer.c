@@ -108,9 +108,9 @@ static bool queue_get(bounded_queue *q, int *message)
 
 typedef struct pipeline {
     bounded_queue queue;
-    cf_future *event;      /* threading.Event(): done once set */
-    long produced_sum;     /* written by the producer only */
-    long consumed_sum;     /* written by the consumer only */
+    cf_future *event;  /* threading.Event(): done once set */
+    long produced_sum; /* written by the producer only */
+    long consumed_sum; /* written by the consumer only */
 } pipeline;
 
 /* Makes messages (1..11, like random.randint(1, 11)) until the event is

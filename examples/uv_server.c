@@ -253,7 +253,7 @@ typedef struct client {
     uv_tcp_t tcp;
     uv_connect_t connect;
     uv_write_t write;
-    server *srv;            /* to stop listening once every client is done */
+    server *srv; /* to stop listening once every client is done */
     int *clients_left;
     unsigned long first_id; /* ids first_id .. first_id + lines - 1 */
     size_t lines;
@@ -332,8 +332,8 @@ static void on_connect(uv_connect_t *req, int status)
     }
     uv_buf_t buf = uv_buf_init(c->requests, (unsigned)len);
     c->write.data = c;
-    if (!c->requests || uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1,
-                                 on_requests_written) != 0 ||
+    if (!c->requests ||
+        uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, on_requests_written) != 0 ||
         uv_read_start((uv_stream_t *)&c->tcp, alloc_buffer, on_client_read) != 0) {
         fprintf(stderr, "client: could not send\n");
         uv_close((uv_handle_t *)&c->tcp, on_client_closed);
@@ -399,15 +399,17 @@ int main(int argc, char **argv)
         return 1;
     }
     addr.sin_port = ((struct sockaddr_in *)&bound)->sin_port;
-    printf("server listening on 127.0.0.1:%d (the kernel picked the port)\n",
-           ntohs(addr.sin_port));
+    printf("server listening on 127.0.0.1:%d (the kernel picked the port)\n", ntohs(addr.sin_port));
 
     static client clients[CLIENTS];
     int clients_left = CLIENTS;
     for (int i = 0; i < CLIENTS; i++) {
         client *c = &clients[i];
-        *c = (client){ .srv = &srv, .clients_left = &clients_left,
-                       .first_id = (unsigned long)i * lines, .lines = lines, .expect = expect };
+        *c = (client){ .srv = &srv,
+                       .clients_left = &clients_left,
+                       .first_id = (unsigned long)i * lines,
+                       .lines = lines,
+                       .expect = expect };
         uv_tcp_init(&loop, &c->tcp);
         c->tcp.data = c->connect.data = c;
         uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_connect);
@@ -431,7 +433,8 @@ int main(int argc, char **argv)
         correct += clients[i].correct;
     }
     printf("%zu requests of %" PRIu32 " hash rounds: %.3f s served by the pool, "
-           "%.3f s computed in one thread\n", total, rounds, served_secs, serial_secs);
+           "%.3f s computed in one thread\n",
+           total, rounds, served_secs, serial_secs);
     if (correct != total || srv.answered != total || srv.answered_off_loop || loop_rc != 0) {
         fprintf(stderr, "FAILED: %zu correct, %zu answered, %s, uv_loop_close %d\n", correct,
                 srv.answered, srv.answered_off_loop ? "some off the loop thread" : "on the loop",

@@ -53,20 +53,20 @@ extern "C" {
 
 /** Options of cf_mpi_pool_new; zeroed (or NULL) means every default. */
 typedef struct cf_mpi_pool_opts {
-    MPI_Comm comm;   /**< all bits zero: MPI_COMM_WORLD. The pool works on its own
+    MPI_Comm comm; /**< all bits zero: MPI_COMM_WORLD. The pool works on its own
                         duplicate; every rank of comm calls cf_mpi_pool_new */
-    int root;        /**< the rank of comm that gets the executor; the others serve.
+    int root;      /**< the rank of comm that gets the executor; the others serve.
                         Outside [0, size of comm): CF_EINVAL */
-    int spawn;       /**< > 0: instead, this process alone starts that many worker
+    int spawn;     /**< > 0: instead, this process alone starts that many worker
                         ranks (MPI_Comm_spawn of its own executable, Open MPI info
                         map_by node:OVERSUBSCRIBE) and is the root; comm and root
                         are ignored. < 0: CF_EINVAL */
     int (*initializer)(void *initarg); /**< runs on each worker rank before its first
-                                          task; nonzero return: the pool is broken */
-    void *initarg;   /**< travels as a value */
-    size_t max_message; /**< 0: 64 MiB; larger data fails with CF_ETOOBIG at submit;
-                           values above 1 GiB count as 1 GiB */
-    uint64_t cf_reserved[8]; /**< zero (later versions' options); else CF_ENOTSUP */
+                                            task; nonzero return: the pool is broken */
+    void *initarg;                     /**< travels as a value */
+    size_t max_message;                /**< 0: 64 MiB; larger data fails with CF_ETOOBIG at submit;
+                                            values above 1 GiB count as 1 GiB */
+    uint64_t cf_reserved[8];           /**< zero (later versions' options); else CF_ENOTSUP */
 } cf_mpi_pool_opts;
 
 /** Make an MPI pool (opts may be NULL: all defaults). Collective over comm:

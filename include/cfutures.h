@@ -87,17 +87,17 @@ CF_API const char *cf_version_string(void);
 
 /** X(name, value, description): the single table the enum, cf_strerror and
  * cf_err_name are generated from. */
-#define CF_ERROR_MAP(X)                                                              \
-    X(EINVAL, -1, "invalid argument")                                                \
-    X(ENOMEM, -2, "out of memory")                                                   \
-    X(ETIMEDOUT, -3, "timed out")                                                    \
-    X(ECANCELLED, -4, "future was cancelled")                                        \
-    X(ESHUTDOWN, -5, "executor is shut down")                                        \
-    X(ETASK, -6, "task failed")                                                      \
-    X(EBROKEN, -7, "executor is broken or its worker died")                          \
-    X(EINVALIDSTATE, -8, "invalid state for this operation")                         \
-    X(ETOOBIG, -9, "data larger than the executor's message limit")                  \
-    X(ENOTSUP, -10, "operation not supported by this executor")                      \
+#define CF_ERROR_MAP(X)                                                                            \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(ETIMEDOUT, -3, "timed out")                                                                  \
+    X(ECANCELLED, -4, "future was cancelled")                                                      \
+    X(ESHUTDOWN, -5, "executor is shut down")                                                      \
+    X(ETASK, -6, "task failed")                                                                    \
+    X(EBROKEN, -7, "executor is broken or its worker died")                                        \
+    X(EINVALIDSTATE, -8, "invalid state for this operation")                                       \
+    X(ETOOBIG, -9, "data larger than the executor's message limit")                                \
+    X(ENOTSUP, -10, "operation not supported by this executor")                                    \
     X(ESYSTEM, -11, "a system call failed")
 
 /** The status codes: CF_OK (0) is success, the others are failures, negative,
@@ -268,14 +268,14 @@ typedef struct cf_executor cf_executor;
 
 /** The options of cf_thread_pool_new (Python's ThreadPoolExecutor arguments). */
 typedef struct cf_thread_pool_opts {
-    int max_workers;                /**< 0: min(32, ncpu + 4), as Python; < 0: CF_EINVAL */
-    const char *thread_name_prefix; /**< threads are named `"<prefix>_<n>"`, n from 0
-                                         (NULL: `"ThreadPoolExecutor-<k>"`); Linux keeps
-                                         the first 15 bytes */
+    int max_workers;                   /**< 0: min(32, ncpu + 4), as Python; < 0: CF_EINVAL */
+    const char *thread_name_prefix;    /**< threads are named `"<prefix>_<n>"`, n from 0
+                                            (NULL: `"ThreadPoolExecutor-<k>"`); Linux keeps
+                                            the first 15 bytes */
     int (*initializer)(void *initarg); /**< runs first in each worker thread;
                                             nonzero return: the pool is broken */
-    void *initarg; /**< initializer's argument */
-    uint64_t cf_reserved[8]; /**< zero (later versions' options); else CF_ENOTSUP */
+    void *initarg;                     /**< initializer's argument */
+    uint64_t cf_reserved[8];           /**< zero (later versions' options); else CF_ENOTSUP */
 } cf_thread_pool_opts;
 
 /** How a process pool starts its workers (cf_process_pool_opts.start_method).
@@ -319,19 +319,19 @@ typedef enum cf_start_method {
 
 /** The options of cf_process_pool_new (Python's ProcessPoolExecutor arguments). */
 typedef struct cf_process_pool_opts {
-    int max_workers;         /**< 0: number of CPUs; < 0: CF_EINVAL */
-    int max_tasks_per_child; /**< 0: unlimited; else the worker is replaced after N tasks;
-                                  < 0: CF_EINVAL */
-    double task_timeout;     /**< 0: none; else a task running longer is killed with its
-                                  worker, fails with CF_ETIMEDOUT (result and exception
-                                  code), and the worker is replaced.
-                                  < 0 or > 1e9: CF_EINVAL */
+    int max_workers;                   /**< 0: number of CPUs; < 0: CF_EINVAL */
+    int max_tasks_per_child;           /**< 0: unlimited; else the worker is replaced after N tasks;
+                                            < 0: CF_EINVAL */
+    double task_timeout;               /**< 0: none; else a task running longer is killed with its
+                                            worker, fails with CF_ETIMEDOUT (result and exception
+                                            code), and the worker is replaced.
+                                            < 0 or > 1e9: CF_EINVAL */
     int (*initializer)(void *initarg); /**< runs in each worker; initarg travels as a value */
-    void *initarg; /**< initializer's argument */
-    size_t max_message;      /**< 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit;
-                                  values above 1 GiB count as 1 GiB */
-    cf_start_method start_method; /**< 0: CF_START_AUTO; another value: CF_EINVAL */
-    uint64_t cf_reserved[8]; /**< zero (later versions' options); else CF_ENOTSUP */
+    void *initarg;                     /**< initializer's argument */
+    size_t max_message;                /**< 0: 64 MiB; bigger data fails with CF_ETOOBIG at submit;
+                                            values above 1 GiB count as 1 GiB */
+    cf_start_method start_method;      /**< 0: CF_START_AUTO; another value: CF_EINVAL */
+    uint64_t cf_reserved[8];           /**< zero (later versions' options); else CF_ENOTSUP */
 } cf_process_pool_opts;
 
 /** @name Creating a pool
@@ -415,22 +415,22 @@ CF_API void cf_executor_free(cf_executor *ex);
 
 /** A snapshot of what an executor is doing (cf_executor_stats_get). */
 typedef struct cf_executor_stats {
-    size_t workers; /**< started and alive (threads, or processes: also those
-                         starting or retiring) */
-    size_t idle;    /**< alive and waiting for work */
-    size_t pending; /**< submitted, not started: queued (cancelled ones not
-                         counted); on a process pool also the few tasks sent
-                         ahead to a busy worker, which cf_future_running
-                         already reports running, as Python does */
-    size_t running; /**< being run by a worker now */
-    unsigned long long completed; /**< finished with a result or an exception, since
-                                       creation (a map chunk counts once) */
-    unsigned long long failed;    /**< of those, with an exception or a dead worker
-                                       (a chunk with a failed item counts) */
-    unsigned long long cancelled; /**< cancelled before they started, since creation */
+    size_t workers;                      /**< started and alive (threads, or processes: also those
+                                              starting or retiring) */
+    size_t idle;                         /**< alive and waiting for work */
+    size_t pending;                      /**< submitted, not started: queued (cancelled ones not
+                                              counted); on a process pool also the few tasks sent
+                                              ahead to a busy worker, which cf_future_running
+                                              already reports running, as Python does */
+    size_t running;                      /**< being run by a worker now */
+    unsigned long long completed;        /**< finished with a result or an exception, since
+                                              creation (a map chunk counts once) */
+    unsigned long long failed;           /**< of those, with an exception or a dead worker
+                                              (a chunk with a failed item counts) */
+    unsigned long long cancelled;        /**< cancelled before they started, since creation */
     unsigned long long workers_replaced; /**< process and MPI pools: workers that
                                               died or were recycled (max_tasks_per_child) */
-    uint64_t cf_reserved[8]; /**< set to zero (later versions' counts) */
+    uint64_t cf_reserved[8];             /**< set to zero (later versions' counts) */
 } cf_executor_stats;
 /** Fill `*out` with a snapshot (every field; cf_reserved zeroed): counts taken
  * while work goes on, each exact for the moment it was read. Costs the
@@ -528,8 +528,8 @@ CF_API cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t 
  * buffersize the source is drained at once; with buffersize b an unbounded
  * source works. Returns like cf_map (CF_EINVAL also for NULL next_arg). */
 typedef bool (*cf_arg_source)(void *userdata, void **arg);
-CF_API cf_map_iter *cf_map_source(cf_executor *ex, cf_fn fn, cf_arg_source next_arg,
-                                  void *userdata, const cf_map_opts *opts);
+CF_API cf_map_iter *cf_map_source(cf_executor *ex, cf_fn fn, cf_arg_source next_arg, void *userdata,
+                                  const cf_map_opts *opts);
 /** @} */
 /** 1: `*value` is the next result (a cf_return_copy result stays valid until the
  * next call), 0: the end, < 0: that item's error (CF_ETASK, CF_EBROKEN,
@@ -631,10 +631,10 @@ CF_API void cf_completion_queue_free(cf_completion_queue *q);
 /** One chunk of a parallel loop. */
 typedef struct cf_range {
     /**@{*/
-    size_t begin, end;  /**< items [begin, end) of the loop */
+    size_t begin, end; /**< items [begin, end) of the loop */
     /**@}*/
-    const void *in;     /**< item `begin` of opts->in, or NULL */
-    void *out;          /**< item `begin` of opts->out, or NULL */
+    const void *in; /**< item `begin` of opts->in, or NULL */
+    void *out;      /**< item `begin` of opts->out, or NULL */
 } cf_range;
 /** Runs fn(ctx, r) on one chunk; r is valid during the call only. */
 typedef void (*cf_range_fn)(void *ctx, const cf_range *r);
@@ -698,10 +698,22 @@ CF_API int cf_parallel_for(cf_executor *ex, size_t n, cf_range_fn fn, void *ctx,
  * Covers cf_executor, cf_future, cf_map_iter and cf_as_completed. */
 #define cf_autoptr(T) __attribute__((cleanup(cf__autoptr_cleanup_##T))) T *
 
-static inline void cf__autoptr_cleanup_cf_executor(cf_executor **p) { cf_executor_free(*p); }
-static inline void cf__autoptr_cleanup_cf_future(cf_future **p) { cf_future_unref(*p); }
-static inline void cf__autoptr_cleanup_cf_map_iter(cf_map_iter **p) { cf_map_free(*p); }
-static inline void cf__autoptr_cleanup_cf_as_completed(cf_as_completed **p) { cf_as_completed_free(*p); }
+static inline void cf__autoptr_cleanup_cf_executor(cf_executor **p)
+{
+    cf_executor_free(*p);
+}
+static inline void cf__autoptr_cleanup_cf_future(cf_future **p)
+{
+    cf_future_unref(*p);
+}
+static inline void cf__autoptr_cleanup_cf_map_iter(cf_map_iter **p)
+{
+    cf_map_free(*p);
+}
+static inline void cf__autoptr_cleanup_cf_as_completed(cf_as_completed **p)
+{
+    cf_as_completed_free(*p);
+}
 
 /** @def CF_WITH(T, var, init)
  * `CF_WITH(cf_executor, ex, cf_process_pool_new(...)) { ... }`
@@ -711,8 +723,8 @@ static inline void cf__autoptr_cleanup_cf_as_completed(cf_as_completed **p) { cf
 #define CF__WITH_CAT2(a, b) a##b
 #define CF__WITH_CAT(a, b) CF__WITH_CAT2(a, b)
 #define CF_WITH(T, var, init) CF__WITH_(T, var, init, CF__WITH_CAT(cf__with_once_, __LINE__))
-#define CF__WITH_(T, var, init, once)                                                \
-    for (int once = 1; once; once = 0)                                               \
+#define CF__WITH_(T, var, init, once)                                                              \
+    for (int once = 1; once; once = 0)                                                             \
         for (cf_autoptr(T) var = (init); once; once = 0)
 #endif
 

@@ -41,8 +41,8 @@ CF_COMPANION void cf__buf_free(cf__buf *b);
 CF_COMPANION int cf__wire_put_exit(cf__buf *b);
 
 /* remote_*.c: a pool on a transport, and what a transport calls back */
-CF_COMPANION cf_executor *cf__remote_new(const cf__remote_config *cfg,
-                                         const cf__transport_ops *ops, void *transport);
+CF_COMPANION cf_executor *cf__remote_new(const cf__remote_config *cfg, const cf__transport_ops *ops,
+                                         void *transport);
 CF_COMPANION uv_loop_t *cf__remote_loop(cf__remote *r);
 CF_COMPANION void *cf__remote_transport(cf__remote *r);
 CF_COMPANION void cf__rworker_handle_opened(cf__rworker *w);

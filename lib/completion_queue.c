@@ -25,7 +25,7 @@
 struct cf__completion {
     cf__listener listener; /* .data points back here */
     cf__completions *owner;
-    cf_future *future;     /* one reference */
+    cf_future *future; /* one reference */
     cf_done_fn cb;
     void *userdata;
     cf__completion *prev, *next; /* pending: both; ready and batches: next */

@@ -20,12 +20,12 @@ typedef struct cf__completion cf__completion;
 typedef struct cf__completions cf__completions;
 struct cf__completions {
     uv_mutex_t lock;
-    cf__completion *pending;          /* doubly linked: futures not yet done */
-    cf__completion *ready;            /* FIFO, in completion order: callbacks to run */
+    cf__completion *pending; /* doubly linked: futures not yet done */
+    cf__completion *ready;   /* FIFO, in completion order: callbacks to run */
     cf__completion **ready_tail;
-    size_t nready;                    /* entries on the ready list */
-    size_t outstanding;               /* entries pending or ready (not yet dispatched) */
-    int dispatching;                  /* dispatch calls under way */
+    size_t nready;      /* entries on the ready list */
+    size_t outstanding; /* entries pending or ready (not yet dispatched) */
+    int dispatching;    /* dispatch calls under way */
     atomic_bool closed;
     /* Called with the lock held when the ready list becomes non-empty
      * (ready = true) and when a dispatch empties it (false). Must not block;

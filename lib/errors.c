@@ -7,8 +7,8 @@ const char *cf_strerror(int code)
     switch (code) {
     case CF_OK:
         return "success";
-#define CF__STRERROR_CASE(name, value, text)                                                     \
-    case CF_##name:                                                                              \
+#define CF__STRERROR_CASE(name, value, text)                                                       \
+    case CF_##name:                                                                                \
         return text;
         CF_ERROR_MAP(CF__STRERROR_CASE)
 #undef CF__STRERROR_CASE
@@ -21,8 +21,8 @@ const char *cf_err_name(int code)
     switch (code) {
     case CF_OK:
         return "CF_OK";
-#define CF__NAME_CASE(name, value, text)                                                         \
-    case CF_##name:                                                                              \
+#define CF__NAME_CASE(name, value, text)                                                           \
+    case CF_##name:                                                                                \
         return "CF_" #name;
         CF_ERROR_MAP(CF__NAME_CASE)
 #undef CF__NAME_CASE

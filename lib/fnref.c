@@ -247,8 +247,7 @@ static int load_object(const fnref *r, char *why, size_t cap)
     return CF_EINVAL;
 }
 
-int cf__fnref_resolve(const unsigned char *ref, size_t len, uintptr_t *addr, char *why,
-                      size_t cap)
+int cf__fnref_resolve(const unsigned char *ref, size_t len, uintptr_t *addr, char *why, size_t cap)
 {
     if (cap > 0)
         why[0] = '\0';
@@ -269,8 +268,9 @@ int cf__fnref_resolve(const unsigned char *ref, size_t len, uintptr_t *addr, cha
         if (loaded)
             snprintf(why, cap, "its object is loaded here, but that offset is not code in it");
         else if (r.path_len == 0)
-            snprintf(why, cap, "no object here has its build-id: this worker runs another "
-                               "program or another build of it");
+            snprintf(why, cap,
+                     "no object here has its build-id: this worker runs another "
+                     "program or another build of it");
         else
             snprintf(why, cap, "the library loaded from that path here is another build");
         return rc;

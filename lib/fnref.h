@@ -32,8 +32,7 @@ int cf__fnref_check(const unsigned char *ref, size_t len);
  * why[0..cap) says which (with the dynamic loader's error when loading
  * failed). A shared library named by path that is not loaded yet is loaded
  * with dlopen. */
-int cf__fnref_resolve(const unsigned char *ref, size_t len, uintptr_t *addr, char *why,
-                      size_t cap);
+int cf__fnref_resolve(const unsigned char *ref, size_t len, uintptr_t *addr, char *why, size_t cap);
 
 /* Whether ref names code in the main program (not a library). */
 bool cf__fnref_in_main_program(const unsigned char *ref, size_t len);

@@ -44,8 +44,8 @@ static void after_fork_child(void)
 
 static void install(void)
 {
-    once_rc = pthread_atfork(before_fork, after_fork_parent, after_fork_child) == 0 ? 0
-                                                                                   : CF_ESYSTEM;
+    once_rc =
+        pthread_atfork(before_fork, after_fork_parent, after_fork_child) == 0 ? 0 : CF_ESYSTEM;
 }
 
 int cf__fork_init(void)

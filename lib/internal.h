@@ -49,9 +49,9 @@ void *cf__fail_msg(int code, const char *fmt, ...) CF_PRINTF(2, 3);
 /* 0 when all n reserved words of a `type` struct (its name, for the message)
  * are zero; else CF_ENOTSUP with the last error's message saying which one. */
 int cf__check_reserved(const uint64_t *words, size_t n, const char *type);
-#define CF__CHECK_RESERVED(opts, type)                                             \
-    cf__check_reserved((opts)->cf_reserved,                                        \
-                       sizeof (opts)->cf_reserved / sizeof (opts)->cf_reserved[0], type)
+#define CF__CHECK_RESERVED(opts, type)                                                             \
+    cf__check_reserved((opts)->cf_reserved,                                                        \
+                       sizeof(opts)->cf_reserved / sizeof(opts)->cf_reserved[0], type)
 
 /* ------------------------------------------------------------------------ */
 /* clock.c: deadlines in uv_hrtime() nanoseconds                             */
@@ -86,12 +86,12 @@ int cf__event_wait(cf__event *ev, uint64_t deadline);
 
 /* What one call of a task produced. */
 typedef struct cf__outcome {
-    int status;     /* 0: returned; CF_ETASK: raised (or another code, see future.c) */
-    void *value;    /* the returned value; == copy when the result is a copy */
-    void *copy;     /* cf_return_copy bytes (cf__malloc'd, owned), else NULL */
-    size_t size;    /* bytes in copy */
-    int code;       /* raised: the task's code */
-    char *message;  /* raised: cf__malloc'd message, or NULL (then cf_strerror(code)) */
+    int status;    /* 0: returned; CF_ETASK: raised (or another code, see future.c) */
+    void *value;   /* the returned value; == copy when the result is a copy */
+    void *copy;    /* cf_return_copy bytes (cf__malloc'd, owned), else NULL */
+    size_t size;   /* bytes in copy */
+    int code;      /* raised: the task's code */
+    char *message; /* raised: cf__malloc'd message, or NULL (then cf_strerror(code)) */
 } cf__outcome;
 
 /* Call fn(arg) with cf_raise / cf_return_copy bound to `out`. */
@@ -105,12 +105,12 @@ typedef struct cf__chunk_result cf__chunk_result;
  * makes no allocation beyond the future (and the copied bytes, if any). */
 typedef struct cf__call {
     cf_fn fn;
-    void *arg;        /* one call: a value, or (arg_size > 0) arg_size owned bytes.
-                         A chunk: the owned block items or item_bytes point into,
-                         or NULL when items is the caller's own array (executors
-                         whose tasks run in this process) */
-    size_t arg_size;  /* 0: arg (or each item) is a value */
-    size_t count;     /* 0: one call fn(arg). > 0: a map chunk of `count` items */
+    void *arg;          /* one call: a value, or (arg_size > 0) arg_size owned bytes.
+                           A chunk: the owned block items or item_bytes point into,
+                           or NULL when items is the caller's own array (executors
+                           whose tasks run in this process) */
+    size_t arg_size;    /* 0: arg (or each item) is a value */
+    size_t count;       /* 0: one call fn(arg). > 0: a map chunk of `count` items */
     void *const *items; /* chunk: count values, or (arg_size > 0) NULL and... */
     union {
         unsigned char *item_bytes; /* ...count * arg_size bytes */
@@ -147,15 +147,15 @@ typedef struct cf__chunk_block cf__chunk_block;
 
 /* The result of a map chunk: items run in order until one fails. */
 struct cf__chunk_result {
-    size_t capacity;     /* items the chunk has room for */
-    size_t count;        /* items that returned (the whole chunk, or up to the failure) */
-    void **values;       /* count results; a copy result points at its bytes */
-    size_t *sizes;       /* NULL, or count sizes: cf_return_copy bytes, else 0 ... */
+    size_t capacity;        /* items the chunk has room for */
+    size_t count;           /* items that returned (the whole chunk, or up to the failure) */
+    void **values;          /* count results; a copy result points at its bytes */
+    size_t *sizes;          /* NULL, or count sizes: cf_return_copy bytes, else 0 ... */
     unsigned char *is_copy; /* ...and NULL, or count flags: values[i] is owned bytes */
-    int fail_status;     /* 0, or what item `count` failed with (CF_ETASK, CF_EBROKEN ...) */
-    cf_exception fail;   /* its exception when fail_status != 0; .message points at
-                            fail_message, or at a static string when that is NULL */
-    char *fail_message;  /* owned, or NULL */
+    int fail_status;        /* 0, or what item `count` failed with (CF_ETASK, CF_EBROKEN ...) */
+    cf_exception fail;      /* its exception when fail_status != 0; .message points at
+                               fail_message, or at a static string when that is NULL */
+    char *fail_message;     /* owned, or NULL */
     cf__chunk_block *block; /* NULL: values are allocated with it; else it is a
                                header of this shared block (and values too) */
 };
@@ -188,8 +188,8 @@ cf__chunk_result *cf__chunk_result_new(size_t capacity);
  * its reference to the block). */
 void cf__chunk_result_free(void *chunk);
 /* Record that item `count` failed; takes `message` (may be NULL: cf_strerror(code)). */
-void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
-                           int signal, int exit_status);
+void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message, int signal,
+                           int exit_status);
 /* Append one result (count < capacity). add_copy takes `bytes` (owned copy of
  * `size` bytes): 0, or CF_ENOMEM with bytes freed and nothing appended. */
 void cf__chunk_result_add_value(cf__chunk_result *chunk, void *value);
@@ -238,28 +238,28 @@ struct cf__callback {
 
 struct cf_future {
     uv_mutex_t lock;
-    atomic_int state;          /* cf__state; written under lock, read lock-free */
+    atomic_int state; /* cf__state; written under lock, read lock-free */
     atomic_int refs;
-    int status;                /* finished: 0, CF_ETASK, CF_EBROKEN or CF_ETIMEDOUT */
-    unsigned char spin_wait;   /* how a waiter spins before it blocks (CF__SPIN_*),
-                                  set by the backend that will complete it */
+    int status;                  /* finished: 0, CF_ETASK, CF_EBROKEN or CF_ETIMEDOUT */
+    unsigned char spin_wait;     /* how a waiter spins before it blocks (CF__SPIN_*),
+                                    set by the backend that will complete it */
     atomic_bool submit_returned; /* thread pool: its submit is done with the pool */
     void *value;
-    void *owned;               /* freed with owned_free when the future goes */
+    void *owned; /* freed with owned_free when the future goes */
     void (*owned_free)(void *);
-    size_t result_size;        /* cf_future_result_size */
-    cf_exception *exception;   /* when status != 0 */
-    cf_done_fn first_fn;       /* inline: most futures have at most one callback */
+    size_t result_size;      /* cf_future_result_size */
+    cf_exception *exception; /* when status != 0 */
+    cf_done_fn first_fn;     /* inline: most futures have at most one callback */
     void *first_userdata;
-    cf__callback *callbacks;   /* the rest, in order (first_fn set first) */
-    cf__listener *listeners;   /* doubly linked, unordered */
+    cf__callback *callbacks; /* the rest, in order (first_fn set first) */
+    cf__listener *listeners; /* doubly linked, unordered */
 
     /* Executor side: what to run, and the backend's links. */
     cf__call call;
-    cf_future *queue_next;     /* intrusive queue link, backend-owned */
-    cf_future *queue_prev;     /* thread pool: the FIFO is linked both ways */
-    uint64_t backend_id;       /* backend-owned (process pool: task id; thread
-                                  pool: the pool, see cf__wait_helps) */
+    cf_future *queue_next; /* intrusive queue link, backend-owned */
+    cf_future *queue_prev; /* thread pool: the FIFO is linked both ways */
+    uint64_t backend_id;   /* backend-owned (process pool: task id; thread
+                              pool: the pool, see cf__wait_helps) */
 };
 
 /* A new pending future with `refs` references (the caller's, plus the
@@ -368,7 +368,7 @@ typedef struct cf__loop {
     size_t in_size;
     unsigned char *out;
     size_t out_size;
-    atomic_bool failed;  /* a chunk failed: start no more */
+    atomic_bool failed; /* a chunk failed: start no more */
     /* The first failure, written by the thread that set `failed` and read
      * by the caller once every thread has finished with the loop. */
     int fail_status;

@@ -22,10 +22,10 @@
 
 typedef struct map_slot map_slot;
 struct map_slot {
-    cf__done_item done;     /* first (a popped item is its slot); unordered only */
-    map_slot *prev, *next;  /* in flight, submission order (iterating thread only) */
-    cf_future *f;           /* NULL when the submit failed... */
-    int error;              /* ...with this code */
+    cf__done_item done;    /* first (a popped item is its slot); unordered only */
+    map_slot *prev, *next; /* in flight, submission order (iterating thread only) */
+    cf_future *f;          /* NULL when the submit failed... */
+    int error;             /* ...with this code */
 };
 
 struct cf_map_iter {
@@ -40,7 +40,7 @@ struct cf_map_iter {
     size_t buffersize;
     size_t arg_size;
     bool unordered;
-    bool in_process; /* the executor's tasks run in this process */
+    bool in_process;          /* the executor's tasks run in this process */
     cf__chunk_block *results; /* the chunks' results, or NULL: one block each */
     uint64_t deadline;
 
@@ -55,13 +55,13 @@ struct cf_map_iter {
 
     map_slot *head, *tail; /* in flight */
     map_slot *free_slots;
-    map_slot *running;     /* stopped early, but already running: they read args */
+    map_slot *running; /* stopped early, but already running: they read args */
 
-    cf_future *cur;                  /* the future whose values are being yielded */
-    int cur_fail;                    /* its chunk failed after `count` values with this */
+    cf_future *cur; /* the future whose values are being yielded */
+    int cur_fail;   /* its chunk failed after `count` values with this */
     const cf_exception *cur_fail_exc;
-    cf_future *failed;               /* keeps exc alive */
-    const cf_exception *exc;         /* cf_map_exception */
+    cf_future *failed;       /* keeps exc alive */
+    const cf_exception *exc; /* cf_map_exception */
     bool done;
 
     cf__done_queue ready; /* unordered: the slots in completion order */
@@ -349,8 +349,7 @@ static bool valid_opts(const cf_map_opts *opts)
     return opts->timeout >= 0; /* also rejects NaN */
 }
 
-cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
-                    const cf_map_opts *opts)
+cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n, const cf_map_opts *opts)
 {
     static const cf_map_opts defaults;
     if (!opts)

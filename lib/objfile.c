@@ -22,8 +22,8 @@ static int parse_line(char *line, uintptr_t addr, cf__object_file *out)
     uintmax_t start, end, inode;
     unsigned maj, min;
     int path_at = 0;
-    if (sscanf(line, "%jx-%jx %*s %*s %x:%x %ju %n", &start, &end, &maj, &min, &inode,
-               &path_at) < 5)
+    if (sscanf(line, "%jx-%jx %*s %*s %x:%x %ju %n", &start, &end, &maj, &min, &inode, &path_at) <
+        5)
         return -1;
     if (addr < start || addr >= end || path_at == 0 || line[path_at] != '/')
         return -1;

@@ -10,8 +10,8 @@
 /* Chunks per CPU when the caller leaves the grain to us: enough for a fast
  * CPU to make up for a slow one, few enough that taking one costs nothing. */
 #define CHUNKS_PER_CPU 8
-#define CLAIM_MAX 8       /* chunks taken at once, at most... */
-#define CLAIM_DIVISOR 16  /* ...and at most this fraction of those left */
+#define CLAIM_MAX 8      /* chunks taken at once, at most... */
+#define CLAIM_DIVISOR 16 /* ...and at most this fraction of those left */
 
 /* Run chunk c; false when it failed (the first failure is kept). */
 static bool run_chunk(cf__loop *loop, size_t c)

@@ -9,12 +9,12 @@
 
 /* Everything a worker's start needs, fixed when the pool is made. */
 typedef struct cf__start_plan {
-    cf_start_method method; /* never CF_START_AUTO */
-    char *path;             /* exec / helper: the program to execve */
+    cf_start_method method;             /* never CF_START_AUTO */
+    char *path;                         /* exec / helper: the program to execve */
     char *prefix[CF__START_PREFIX_MAX]; /* argv before the worker flag */
     size_t nprefix;
-    const char *flag;       /* CF__WORKER_FLAG or CF__WORKER_FLAG_EARLY */
-    char *library;          /* helper: the libcfutures it loads */
+    const char *flag; /* CF__WORKER_FLAG or CF__WORKER_FLAG_EARLY */
+    char *library;    /* helper: the libcfutures it loads */
 } cf__start_plan;
 
 /* Decide (CF_START_AUTO: exec where the program is linked with libcfutures,

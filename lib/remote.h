@@ -115,9 +115,9 @@ struct cf__rworker {
     long pid;            /* process id, 0 when it has none */
     unsigned char *rbuf; /* bytes read, not yet handled */
     size_t rlen, rcap;
-    cf__buf wbuf;        /* frames queued by the core, not yet taken by flush */
-    size_t in_transit;   /* bytes the transport took and has not written yet */
-    uv_timer_t timer;    /* task_timeout while a task runs; grace while retiring */
+    cf__buf wbuf;            /* frames queued by the core, not yet taken by flush */
+    size_t in_transit;       /* bytes the transport took and has not written yet */
+    uv_timer_t timer;        /* task_timeout while a task runs; grace while retiring */
     max_align_t transport[]; /* ops->worker_size bytes */
 };
 

@@ -69,7 +69,7 @@ struct cf__remote {
     bool avg_known;
     bool terminating;
     bool finishing;
-    bool orphaned; /* cf_executor_free from a done-callback: the manager frees the pool */
+    bool orphaned;     /* cf_executor_free from a done-callback: the manager frees the pool */
     bool may_poll;     /* more than one CPU: polling after activity pays */
     uint64_t activity; /* bumped by every reply read and task sent (see run_loop) */
     cf__fncache_entry fncache[CF__FNCACHE_SLOTS];
@@ -97,7 +97,7 @@ void cf__remote_break(cf__remote *r, const char *why, int sig, int exit_status);
  * completes, so that whoever sees it done sees the pool as it is then. */
 void cf__remote_publish_stats(cf__remote *r);
 /* Count one more of a statistic (see cf__remote.stats). */
-#define CF__REMOTE_COUNT(r, field)                                                    \
+#define CF__REMOTE_COUNT(r, field)                                                                 \
     atomic_fetch_add_explicit(&(r)->stats.field, 1, memory_order_relaxed)
 
 /* remote_queue.c: see there */
@@ -120,8 +120,8 @@ void cf__remote_dispatch(cf__remote *r);
 void cf__remote_drop_cancelled(cf__remote *r);
 /* Finish a future the executor holds with a failure, or as cancelled, and
  * drop the executor's hold on it. */
-void cf__remote_fail_future(cf__remote *r, cf_future *f, int status, int code,
-                            const char *message, int sig, int exit_status);
+void cf__remote_fail_future(cf__remote *r, cf_future *f, int status, int code, const char *message,
+                            int sig, int exit_status);
 void cf__remote_fail_all(cf__remote *r, cf__fqueue *q, int status, int code, const char *message);
 void cf__remote_cancel_queued(cf__remote *r, cf_future *f);
 /* The encoded reference of the code at addr, cf__malloc'd: 0, CF_EINVAL

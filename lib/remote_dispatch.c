@@ -37,8 +37,8 @@ static unsigned window_for(uint64_t avg_ns, bool known)
 /* Finishing futures the executor holds                                      */
 /* ------------------------------------------------------------------------ */
 
-void cf__remote_fail_future(cf__remote *r, cf_future *f, int status, int code,
-                            const char *message, int sig, int exit_status)
+void cf__remote_fail_future(cf__remote *r, cf_future *f, int status, int code, const char *message,
+                            int sig, int exit_status)
 {
     CF__REMOTE_COUNT(r, completed);
     CF__REMOTE_COUNT(r, failed);
@@ -161,8 +161,7 @@ static void send_task(cf__remote *r, cf__rworker *w, cf_future *f)
     }
     f->backend_id = ++r->next_id;
     if (rc != 0 || cf__wire_put_task(&w->wbuf, f->backend_id, e->ref, e->len, &f->call) != 0) {
-        cf__remote_fail_future(r, f, CF_ETASK, CF_ENOMEM, "out of memory sending the task", 0,
-                               -1);
+        cf__remote_fail_future(r, f, CF_ETASK, CF_ENOMEM, "out of memory sending the task", 0, -1);
         return;
     }
     cf__fq_push(&w->inflight, f);

@@ -103,8 +103,7 @@ static void signal_all(cf__remote *r, int sig)
     r->terminating = true;
     for (cf__rworker *w = r->workers; w; w = w->next)
         cf__rworker_kill(w, sig);
-    cf__remote_fail_all(r, &r->retry, CF_EBROKEN, CF_EBROKEN,
-                        "the pool's workers were terminated");
+    cf__remote_fail_all(r, &r->retry, CF_EBROKEN, CF_EBROKEN, "the pool's workers were terminated");
 }
 
 static void on_async(uv_async_t *a)
@@ -223,8 +222,7 @@ static int remote_submit(cf_executor *ex, cf_future *f)
         return CF_ETOOBIG;
     f->spin_wait = CF__SPIN_YIELD;
     if (!cf__rqueue_push(r, f))
-        return atomic_load_explicit(&r->broken, memory_order_acquire) ? CF_EBROKEN
-                                                                      : CF_ESHUTDOWN;
+        return atomic_load_explicit(&r->broken, memory_order_acquire) ? CF_EBROKEN : CF_ESHUTDOWN;
     /* The manager is alive: it cannot finish before it has taken f, which it
      * does only once we are done (see remote_queue.c). If it polls, it sees
      * f by itself (run_loop). */

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #define KEEP_BUF ((size_t)1024 * 1024) /* larger read buffers are freed once empty */
-#define RETIRE_GRACE_MS 1000u /* a retired worker still there after this is killed */
+#define RETIRE_GRACE_MS 1000u          /* a retired worker still there after this is killed */
 
 static void worker_lost(cf__rworker *w, int status, int code, const char *message, int sig,
                         int exit_status);
@@ -226,8 +226,7 @@ static void complete_head(cf__rworker *w, const cf__frame *fr)
 {
     cf__remote *r = w->pool;
     cf_future *f = w->inflight.head;
-    if (!f || f->backend_id != fr->id ||
-        (fr->type == CF__MSG_RESULT) != (f->call.count == 0)) {
+    if (!f || f->backend_id != fr->id || (fr->type == CF__MSG_RESULT) != (f->call.count == 0)) {
         garbled(w, "a reply to no task of its own");
         return;
     }
@@ -248,8 +247,7 @@ static void complete_head(cf__rworker *w, const cf__frame *fr)
         CF__REMOTE_COUNT(r, failed);
     cf__remote_publish_stats(r);
     if (rc != 0)
-        cf__future_set_failure(f, CF_ETASK, CF_ENOMEM, "out of memory receiving the result", 0,
-                               -1);
+        cf__future_set_failure(f, CF_ETASK, CF_ENOMEM, "out of memory receiving the result", 0, -1);
     else if (single)
         cf__future_set_outcome(f, &out);
     else
@@ -300,8 +298,7 @@ static void handle_frame(cf__rworker *w, const cf__frame *fr)
             return;
         }
         complete_head(w, fr);
-        if (!w->lost && r->max_tasks && w->sent >= (uint64_t)r->max_tasks &&
-            !w->inflight.head) {
+        if (!w->lost && r->max_tasks && w->sent >= (uint64_t)r->max_tasks && !w->inflight.head) {
             w->recycled = true;
             cf__rworker_retire(w); /* max_tasks_per_child: a fresh one replaces it */
         }
@@ -367,8 +364,7 @@ bool cf__rworker_read_room(cf__rworker *w, unsigned char **buf, size_t *room)
     if (w->rcap < want) {
         unsigned char *b = cf__realloc(w->rbuf, want);
         if (!b) {
-            worker_lost(w, CF_EBROKEN, CF_ENOMEM, "out of memory reading from the worker", 0,
-                        -1);
+            worker_lost(w, CF_EBROKEN, CF_ENOMEM, "out of memory reading from the worker", 0, -1);
             return false;
         }
         w->rbuf = b;

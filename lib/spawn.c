@@ -91,8 +91,7 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) static int exec_c
 static int fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-        rl.rlim_cur > 65536)
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536)
         return 65536;
     return (int)rl.rlim_cur;
 }
@@ -123,8 +122,7 @@ static int make_errpipe(int p[2])
 static void reap(int pidfd)
 {
     siginfo_t si;
-    while (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED | __WALL, NULL) != 0 &&
-           errno == EINTR)
+    while (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED | __WALL, NULL) != 0 && errno == EINTR)
         ;
 }
 
@@ -245,12 +243,12 @@ static void describe_status(int status, cf__worker_exit *e, const char *note)
 {
     if (WIFEXITED(status)) {
         e->exit_status = WEXITSTATUS(status);
-        snprintf(e->why, sizeof e->why, "worker died: exited with status %d%s",
-                 WEXITSTATUS(status), note);
+        snprintf(e->why, sizeof e->why, "worker died: exited with status %d%s", WEXITSTATUS(status),
+                 note);
     } else {
         e->signal = WTERMSIG(status);
-        snprintf(e->why, sizeof e->why, "worker died: killed by signal %d (%s)%s",
-                 WTERMSIG(status), strsignal(WTERMSIG(status)), note);
+        snprintf(e->why, sizeof e->why, "worker died: killed by signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)), note);
     }
 }
 

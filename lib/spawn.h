@@ -13,8 +13,8 @@ typedef struct cf__spawn {
     char *const *envp;
     /* fork (instead of exec, when set): runs in the child on fd 3 */
     void (*fork_main)(int fd); /* does not return */
-    int channel; /* the child's end of its channel (not 0-2) */
-    int devnull; /* /dev/null, open read-write (not 0-2) */
+    int channel;               /* the child's end of its channel (not 0-2) */
+    int devnull;               /* /dev/null, open read-write (not 0-2) */
     /* results */
     int pid;
     int pidfd; /* close-on-exec, not 0-2 */

@@ -196,8 +196,8 @@ void cf__chunk_result_free(void *p)
         cf__free(chunk);
 }
 
-void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message,
-                           int signal, int exit_status)
+void cf__chunk_result_fail(cf__chunk_result *chunk, int status, int code, char *message, int signal,
+                           int exit_status)
 {
     cf__free(chunk->fail_message);
     chunk->fail_status = status;

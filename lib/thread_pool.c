@@ -63,12 +63,12 @@
 #include <string.h>
 
 #define MAX_DEFAULT_WORKERS 32
-#define THREAD_NAME_MAX 15 /* Linux: 16 bytes with the NUL */
-#define SPIN_NS 30000u     /* how long an idle worker polls before parking */
-#define LOOP_LINGER_NS 1000000u /* ...and after a parallel loop (see spin_for_work) */
+#define THREAD_NAME_MAX 15          /* Linux: 16 bytes with the NUL */
+#define SPIN_NS 30000u              /* how long an idle worker polls before parking */
+#define LOOP_LINGER_NS 1000000u     /* ...and after a parallel loop (see spin_for_work) */
 #define INBOX_CLOSED ((uintptr_t)1) /* low bit of inbox: no more pushes */
-#define HELP_PAUSE_NS 2000u /* a waiting task with nothing to run busy-waits... */
-#define HELP_SPIN_NS 50000u /* ...then yields the CPU until this much has passed */
+#define HELP_PAUSE_NS 2000u         /* a waiting task with nothing to run busy-waits... */
+#define HELP_SPIN_NS 50000u         /* ...then yields the CPU until this much has passed */
 
 typedef struct thread_pool {
     /* Read-mostly: polled by idle workers. */
@@ -110,10 +110,10 @@ typedef struct thread_pool {
     atomic_int spinning;             /* workers polling the queue (usually 0 or 1) */
     atomic_int helpers_parked;       /* waiting tasks parked in `parked` */
     uv_sem_t wake;
-    uv_mutex_t helper_lock;          /* guards `parked` */
+    uv_mutex_t helper_lock; /* guards `parked` */
     struct parked_helper *parked;
 
-    alignas(64) atomic_int idle; /* workers looking for work, not claimed by a submit */
+    alignas(64) atomic_int idle;        /* workers looking for work, not claimed by a submit */
     atomic_uint_least64_t linger_until; /* uv_hrtime(): poll until then (loops) */
 
     alignas(64) atomic_bool pop_lock; /* a spin lock, workers only: held for a few loads */
@@ -321,8 +321,8 @@ static cf_future *inbox_pop_newest(thread_pool *pool)
         if (!f)
             return NULL;
         uintptr_t rest = (uintptr_t)f->queue_next | (head & INBOX_CLOSED);
-        if (atomic_compare_exchange_weak_explicit(&pool->inbox, &head, rest,
-                                                  memory_order_acquire, memory_order_acquire))
+        if (atomic_compare_exchange_weak_explicit(&pool->inbox, &head, rest, memory_order_acquire,
+                                                  memory_order_acquire))
             return f;
     }
 }
@@ -536,7 +536,6 @@ static bool should_stop(thread_pool *pool)
 {
     return atomic_load_explicit(&pool->stopping, memory_order_seq_cst);
 }
-
 
 /* Poll the queue for a while: true if work (or the stop) came. Programs run
  * parallel loops back to back, and waking a parked worker can take longer
@@ -925,8 +924,7 @@ static int grow(thread_pool *pool, cf_future *f)
     uintptr_t head = (uintptr_t)f;
     uintptr_t rest = (uintptr_t)f->queue_next;
     /* Only shutdown's close may have changed the inbox: keep its bit. */
-    while (!atomic_compare_exchange_weak_explicit(&pool->inbox, &head,
-                                                  rest | (head & INBOX_CLOSED),
+    while (!atomic_compare_exchange_weak_explicit(&pool->inbox, &head, rest | (head & INBOX_CLOSED),
                                                   memory_order_seq_cst, memory_order_relaxed))
         ;
     f->queue_next = NULL;
@@ -960,7 +958,6 @@ static int thread_pool_submit(cf_executor *ex, cf_future *f)
     atomic_store_explicit(&f->submit_returned, true, memory_order_release);
     return 0;
 }
-
 
 static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
 {
@@ -1134,8 +1131,7 @@ static int thread_pool_parallel_for(cf_executor *ex, cf__loop *loop)
     }
     if (helpers != on_stack)
         cf__free(helpers);
-    atomic_store_explicit(&pool->linger_until, uv_hrtime() + LOOP_LINGER_NS,
-                          memory_order_relaxed);
+    atomic_store_explicit(&pool->linger_until, uv_hrtime() + LOOP_LINGER_NS, memory_order_relaxed);
     return rc;
 }
 
@@ -1159,9 +1155,9 @@ static void count_queued(thread_pool *pool, size_t *pending, size_t *cancelled)
 {
     pop_lock(pool);
     count_list(atomic_load_explicit(&pool->fifo, memory_order_relaxed), pending, cancelled);
-    count_list((cf_future *)(atomic_load_explicit(&pool->inbox, memory_order_acquire) &
-                             ~INBOX_CLOSED),
-               pending, cancelled);
+    count_list(
+        (cf_future *)(atomic_load_explicit(&pool->inbox, memory_order_acquire) & ~INBOX_CLOSED),
+        pending, cancelled);
     pop_unlock(pool);
     int n = atomic_load_explicit(&pool->ndeques, memory_order_acquire);
     for (int i = 0; i < n; i++) {
@@ -1196,8 +1192,8 @@ static void thread_pool_stats(cf_executor *ex, cf_executor_stats *out)
     unsigned long long unrun = atomic_load_explicit(&pool->failed_unrun, memory_order_relaxed);
     out->failed += unrun;
     out->completed += unrun;
-    out->cancelled += queued_cancelled +
-                      atomic_load_explicit(&pool->cancelled_unrun, memory_order_relaxed);
+    out->cancelled +=
+        queued_cancelled + atomic_load_explicit(&pool->cancelled_unrun, memory_order_relaxed);
 }
 
 static const cf__executor_ops thread_pool_ops = {

@@ -34,11 +34,11 @@ struct cf_uv_bridge {
     uv_async_t async;
     uv_prepare_t prepare;
     uv_thread_t loop_thread;
-    atomic_bool woken;    /* uv_async_send has returned; on_async not yet run */
+    atomic_bool woken; /* uv_async_send has returned; on_async not yet run */
     /* Loop thread only. */
-    bool spin;            /* spinning before the loop blocks pays off */
-    uint64_t blocked_at;  /* uv_hrtime() when the loop last went to block for us */
-    int open_handles;     /* the bridge goes when both handles have closed */
+    bool spin;           /* spinning before the loop blocks pays off */
+    uint64_t blocked_at; /* uv_hrtime() when the loop last went to block for us */
+    int open_handles;    /* the bridge goes when both handles have closed */
 };
 
 /* Under the core's lock, in any thread. uv_async_send is async-signal-safe
@@ -107,8 +107,7 @@ static void on_prepare(uv_prepare_t *handle)
     cf_uv_bridge *b = handle->data;
     if (cf__completions_outstanding(&b->core) == 0)
         return;
-    if (b->spin && cf__cpu_count() > 1 &&
-        !atomic_load_explicit(&b->woken, memory_order_acquire) &&
+    if (b->spin && cf__cpu_count() > 1 && !atomic_load_explicit(&b->woken, memory_order_acquire) &&
         uv_backend_timeout(b->async.loop) != 0) {
         spin_end end = spin_for_wakeup(b);
         if (end != SPIN_TIMEOUT)
@@ -156,13 +155,12 @@ cf_uv_bridge *cf_uv_bridge_new(uv_loop_t *loop)
     uv_prepare_start(&b->prepare, on_prepare);
     b->async.data = b->prepare.data = b;
     b->open_handles = 2;
-    uv_unref((uv_handle_t *)&b->async); /* nothing outstanding yet */
+    uv_unref((uv_handle_t *)&b->async);   /* nothing outstanding yet */
     uv_unref((uv_handle_t *)&b->prepare); /* never keeps the loop alive */
     return b;
 }
 
-static void attach(cf_uv_bridge *b, cf__completion *e, cf_future *f, cf_done_fn cb,
-                   void *userdata)
+static void attach(cf_uv_bridge *b, cf__completion *e, cf_future *f, cf_done_fn cb, void *userdata)
 {
     cf__completions_attach(&b->core, e, f, cb, userdata);
     uv_thread_t self = uv_thread_self();

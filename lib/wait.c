@@ -274,8 +274,8 @@ int cf_as_completed_next(cf_as_completed *it, cf_future **f)
     if (it->yielded == it->n)
         return 0; /* all yielded */
     cf__done_item *item;
-    bool help = !atomic_load_explicit(&it->done.ready.set, memory_order_acquire) &&
-                helps(it->fs, it->n);
+    bool help =
+        !atomic_load_explicit(&it->done.ready.set, memory_order_acquire) && helps(it->fs, it->n);
     int rc = cf__done_queue_pop(&it->done, it->deadline, help, &item);
     if (rc != 0)
         return rc;

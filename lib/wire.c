@@ -48,11 +48,26 @@ static void put_bytes(put *w, const void *data, size_t n)
         memcpy(w->p, data, n);
     w->p += n;
 }
-static void put_u8(put *w, uint8_t v) { *w->p++ = v; }
-static void put_u16(put *w, uint16_t v) { put_bytes(w, &v, 2); }
-static void put_u32(put *w, uint32_t v) { put_bytes(w, &v, 4); }
-static void put_i32(put *w, int32_t v) { put_bytes(w, &v, 4); }
-static void put_u64(put *w, uint64_t v) { put_bytes(w, &v, 8); }
+static void put_u8(put *w, uint8_t v)
+{
+    *w->p++ = v;
+}
+static void put_u16(put *w, uint16_t v)
+{
+    put_bytes(w, &v, 2);
+}
+static void put_u32(put *w, uint32_t v)
+{
+    put_bytes(w, &v, 4);
+}
+static void put_i32(put *w, int32_t v)
+{
+    put_bytes(w, &v, 4);
+}
+static void put_u64(put *w, uint64_t v)
+{
+    put_bytes(w, &v, 8);
+}
 
 /* A text field is u32 length + bytes; NO_TEXT instead of a length stands
  * for a NULL string, so that "" and NULL arrive as they left. */

@@ -69,8 +69,8 @@ static void reply_result(server *s, uint64_t id, cf__outcome *out, uint64_t run_
         cf__outcome_clear(out);
         out->status = CF_ETASK;
         out->code = CF_ETOOBIG;
-        out->message = cf__format("result of %zu bytes exceeds the pool's max_message (%zu)",
-                                  size, s->max_message);
+        out->message = cf__format("result of %zu bytes exceeds the pool's max_message (%zu)", size,
+                                  s->max_message);
     }
     if (cf__wire_put_result(&s->out, id, out, run_ns) != 0)
         stop(s, CF__WORKER_EXIT_NOMEM);
@@ -86,8 +86,7 @@ static void reply_chunk(server *s, uint64_t id, cf__chunk_result *chunk, size_t 
         chunk = cf__chunk_result_new(count);
         if (chunk)
             cf__chunk_result_fail(chunk, CF_ETASK, CF_ETOOBIG,
-                                  cf__strdup("chunk results exceed the pool's max_message"), 0,
-                                  -1);
+                                  cf__strdup("chunk results exceed the pool's max_message"), 0, -1);
     }
     if (!chunk) {
         stop(s, CF__WORKER_EXIT_NOMEM);
@@ -193,8 +192,9 @@ static void run_range(server *s, uint64_t id, const cf__wire_task *t, uintptr_t 
         stop(s, CF__WORKER_EXIT_NOMEM);
         return;
     }
-    cf_range r = { .begin = (size_t)t->begin, .end = (size_t)t->begin + t->count, .in = in,
-                   .out = out };
+    cf_range r = {
+        .begin = (size_t)t->begin, .end = (size_t)t->begin + t->count, .in = in, .out = out
+    };
     cf__outcome o;
     uint64_t start = uv_hrtime();
     if (cf__run_range((cf_range_fn)addr, (void *)(uintptr_t)t->arg, &r, &o) == 0 && out) {
@@ -259,7 +259,7 @@ static void run_init(server *s, const cf__frame *fr)
         return;
     }
     s->max_message = init.max_message > CF__WIRE_MAX_MAX_MESSAGE ? CF__WIRE_MAX_MAX_MESSAGE
-                                                                  : (size_t)init.max_message;
+                                                                 : (size_t)init.max_message;
     s->frame_limit = cf__wire_frame_limit(s->max_message);
     if (init.fnref) {
         uintptr_t addr;
@@ -272,9 +272,9 @@ static void run_init(server *s, const cf__frame *fr)
         int (*initializer)(void *) = (int (*)(void *))addr;
         int ret = initializer((void *)(uintptr_t)init.initarg);
         if (ret != 0) {
-            init_failed(s, ret,
-                        cf__format("initializer failed (returned %d) in worker %ld", ret,
-                                   (long)getpid()));
+            init_failed(
+                s, ret,
+                cf__format("initializer failed (returned %d) in worker %ld", ret, (long)getpid()));
             return;
         }
     }

@@ -15,8 +15,8 @@
 enum {
     CF__WORKER_EXIT_PROTOCOL = 111, /* a frame it cannot make sense of */
     CF__WORKER_EXIT_NOMEM = 112,
-    CF__WORKER_EXIT_IO = 113,       /* its channel failed: the parent is gone */
-    CF__WORKER_EXIT_SETUP = 114,    /* it could not become a worker */
+    CF__WORKER_EXIT_IO = 113,    /* its channel failed: the parent is gone */
+    CF__WORKER_EXIT_SETUP = 114, /* it could not become a worker */
 };
 
 /* How the serve loop reaches its pool: the transport's side of a worker. */
@@ -39,7 +39,7 @@ int cf__serve(const cf__serve_io *io);
 /* Process workers (worker_entry.c). The command line a worker process is
  * started with: argv[1] is one of these, argv[2] "<fd>:<parent pid>", and
  * for the helper argv[3] the libcfutures it must load. */
-#define CF__WORKER_FLAG "--cfutures-worker"       /* served from main's place */
+#define CF__WORKER_FLAG "--cfutures-worker"             /* served from main's place */
 #define CF__WORKER_FLAG_EARLY "--cfutures-worker-early" /* from a constructor */
 /* Whether this process started through the library's __libc_start_main
  * (libcfutures was linked into the program and took over its entry): then a

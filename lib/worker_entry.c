@@ -124,7 +124,6 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-
 /* Parse "<fd>:<pid>" strictly. */
 static bool parse_marker(const char *s, int *fd, long *ppid)
 {
@@ -232,11 +231,10 @@ static int worker_instead_of_main(int argc, char **argv, char **envp)
 /* The program's startup code calls this (see the top of the file). */
 CF_API int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
                              void (*fini)(void), void (*rtld_fini)(void), void *stack_end);
-int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
-                      void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                      void (*rtld_fini)(void), void *stack_end)
 {
-    libc_start_main_fn next =
-        (libc_start_main_fn)(uintptr_t)dlsym(RTLD_NEXT, "__libc_start_main");
+    libc_start_main_fn next = (libc_start_main_fn)(uintptr_t)dlsym(RTLD_NEXT, "__libc_start_main");
     if (!next) { /* no libc below us to start the program: it cannot run */
         static const char msg[] = "libcfutures: no __libc_start_main to start the program\n";
         (void)!write(2, msg, sizeof msg - 1);

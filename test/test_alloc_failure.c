@@ -24,9 +24,9 @@
 /* The counting, failing allocator                                           */
 /* ------------------------------------------------------------------------ */
 
-static atomic_long alloc_calls;  /* malloc and realloc calls in this run */
-static atomic_long alloc_live;   /* blocks allocated and not yet freed */
-static atomic_long alloc_fail_at; /* fail the call with this number (1-based); 0: none */
+static atomic_long alloc_calls;    /* malloc and realloc calls in this run */
+static atomic_long alloc_live;     /* blocks allocated and not yet freed */
+static atomic_long alloc_fail_at;  /* fail the call with this number (1-based); 0: none */
 static atomic_bool alloc_injected; /* the failure happened in this run */
 
 static bool should_fail(void)
@@ -294,16 +294,16 @@ static void run_maps(cf_executor *ex)
         pointers[i] = &numbers[i];
     }
     /* Values in chunks of 2 (the last chunk is short). */
-    check_map(ex, square, values, squares, N, &(cf_map_opts){.chunksize = 2, .timeout = WAIT},
+    check_map(ex, square, values, squares, N, &(cf_map_opts){ .chunksize = 2, .timeout = WAIT },
               false);
     check_map_batches(ex, square, values, squares, N,
-                      &(cf_map_opts){.chunksize = 2, .timeout = WAIT});
+                      &(cf_map_opts){ .chunksize = 2, .timeout = WAIT });
     /* Copied arguments, one task each. */
     check_map(ex, add_three, pointers, plus_three, N,
-              &(cf_map_opts){.arg_size = sizeof(int), .timeout = WAIT}, false);
+              &(cf_map_opts){ .arg_size = sizeof(int), .timeout = WAIT }, false);
     /* Copied arguments in chunks, copied results. */
     check_map(ex, copy_square, pointers, squares, N,
-              &(cf_map_opts){.chunksize = 2, .arg_size = sizeof(int), .timeout = WAIT}, true);
+              &(cf_map_opts){ .chunksize = 2, .arg_size = sizeof(int), .timeout = WAIT }, true);
 }
 
 static void fill_range(void *ctx, const cf_range *r)
@@ -328,12 +328,13 @@ static void run_loops(cf_executor *ex)
     enum { LOOP = 1000 };
     static int out[LOOP];
     memset(out, 0xff, sizeof out);
-    int rc = cf_parallel_for(ex, LOOP, fill_range, NULL,
-                             &(cf_parallel_opts){.grain = 10, .out = out, .out_size = sizeof *out});
+    int rc =
+        cf_parallel_for(ex, LOOP, fill_range, NULL,
+                        &(cf_parallel_opts){ .grain = 10, .out = out, .out_size = sizeof *out });
     if (STATUS_OK(rc))
         for (int i = 0; i < LOOP; i++)
             CHECK_EQ(out[i], i);
-    rc = cf_parallel_for(ex, LOOP, raise_in_range, NULL, &(cf_parallel_opts){.grain = 10});
+    rc = cf_parallel_for(ex, LOOP, raise_in_range, NULL, &(cf_parallel_opts){ .grain = 10 });
     CHECK_EQ(rc, CF_ETASK);
     CHECK_EQ(cf_last_error(), 42);
     CHECK(strcmp(cf_last_error_message(), "range 50 failed") == 0 ||
@@ -342,7 +343,7 @@ static void run_loops(cf_executor *ex)
 
 static void scenario(void)
 {
-    cf_executor *ex = cf_thread_pool_new(&(cf_thread_pool_opts){.max_workers = 2});
+    cf_executor *ex = cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = 2 });
     if (!PTR_OK(ex))
         return;
 
@@ -441,8 +442,10 @@ int main(void)
                 break;
         }
     }
-    fprintf(stderr, "%ld allocations in a clean run (at most %ld); failed each of the first %ld "
-            "in turn\n", clean_calls, most_calls, n - 1);
+    fprintf(stderr,
+            "%ld allocations in a clean run (at most %ld); failed each of the first %ld "
+            "in turn\n",
+            clean_calls, most_calls, n - 1);
     CHECK_EQ(cf_set_alloc_funcs(NULL, NULL, NULL), 0);
     return 0;
 }

@@ -61,8 +61,8 @@ static int dispatch(cf_completion_queue *q)
 /* One callback per index: counts its calls and checks where it runs. */
 typedef struct tally {
     size_t n;
-    atomic_int *calls;  /* per index */
-    intptr_t *results;  /* per index, -1 until called */
+    atomic_int *calls; /* per index */
+    intptr_t *results; /* per index, -1 until called */
     atomic_int total;
 } tally;
 

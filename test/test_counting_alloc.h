@@ -51,8 +51,8 @@ static inline void counting_alloc_free(void *p)
 
 static inline void counting_alloc_install(void)
 {
-    CHECK_EQ(cf_set_alloc_funcs(counting_alloc_malloc, counting_alloc_realloc,
-                                counting_alloc_free), 0);
+    CHECK_EQ(cf_set_alloc_funcs(counting_alloc_malloc, counting_alloc_realloc, counting_alloc_free),
+             0);
 }
 
 /* Blocks the library holds now. */

@@ -39,8 +39,8 @@ static void test_every_code_named(void)
         }
     }
     /* the documented codes are all there */
-    int documented[] = { CF_EINVAL, CF_ENOMEM, CF_ETIMEDOUT, CF_ECANCELLED, CF_ESHUTDOWN,
-                         CF_ETASK, CF_EBROKEN, CF_EINVALIDSTATE, CF_ETOOBIG, CF_ENOTSUP };
+    int documented[] = { CF_EINVAL, CF_ENOMEM,  CF_ETIMEDOUT,     CF_ECANCELLED, CF_ESHUTDOWN,
+                         CF_ETASK,  CF_EBROKEN, CF_EINVALIDSTATE, CF_ETOOBIG,    CF_ENOTSUP };
     for (size_t i = 0; i < sizeof documented / sizeof documented[0]; i++)
         CHECK(strcmp(cf_err_name(documented[i]), "CF_UNKNOWN") != 0);
 }

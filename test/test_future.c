@@ -180,7 +180,10 @@ static void test_timeout_nonzero(void)
 
 static void test_exception_status_and_message(void)
 {
-    struct { int code; int status; } cases[] = {
+    struct {
+        int code;
+        int status;
+    } cases[] = {
         { 7, CF_ETASK },
         { CF_EINVAL, CF_ETASK },
         { CF_ECANCELLED, CF_ETASK },
@@ -428,9 +431,18 @@ static void waiters_wake(int how)
     cf_future_unref(f);
 }
 
-static void test_waiter_wakes_on_set_result(void) { waiters_wake(BY_RESULT); }
-static void test_waiter_wakes_on_set_exception(void) { waiters_wake(BY_EXCEPTION); }
-static void test_waiter_wakes_on_cancel(void) { waiters_wake(BY_CANCEL); }
+static void test_waiter_wakes_on_set_result(void)
+{
+    waiters_wake(BY_RESULT);
+}
+static void test_waiter_wakes_on_set_exception(void)
+{
+    waiters_wake(BY_EXCEPTION);
+}
+static void test_waiter_wakes_on_cancel(void)
+{
+    waiters_wake(BY_CANCEL);
+}
 
 /* A completing thread and a waiter meet many times: no lost wake-up. */
 static void *complete_main(void *p)
@@ -466,7 +478,10 @@ typedef struct record {
 
 static record rec;
 
-static void reset_record(void) { memset(&rec, 0, sizeof rec); }
+static void reset_record(void)
+{
+    memset(&rec, 0, sizeof rec);
+}
 
 static void recording_cb(cf_future *f, void *userdata)
 {

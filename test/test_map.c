@@ -92,7 +92,8 @@ static void test_map_equals_loop(void)
     for (size_t s = 0; s < 4; s++)
         for (size_t c = 0; c < 4; c++) {
             check_equals_loop(ex, sizes[s], &(cf_map_opts){ .chunksize = chunks[c] });
-            check_equals_loop(ex, sizes[s], &(cf_map_opts){ .chunksize = chunks[c], .buffersize = 2 });
+            check_equals_loop(ex, sizes[s],
+                              &(cf_map_opts){ .chunksize = chunks[c], .buffersize = 2 });
         }
     check_equals_loop(ex, 50, NULL);
     cf_executor_free(ex);
@@ -103,7 +104,8 @@ static void test_empty(void)
     cf_executor *ex = pool(2);
     size_t chunks[] = { 0, 5 };
     for (int c = 0; c < 2; c++) {
-        cf_map_iter *it = cf_map(ex, task_square, NULL, 0, &(cf_map_opts){ .chunksize = chunks[c] });
+        cf_map_iter *it =
+            cf_map(ex, task_square, NULL, 0, &(cf_map_opts){ .chunksize = chunks[c] });
         CHECK(it);
         void *v;
         CHECK_EQ(cf_map_next(it, &v), 0);
@@ -325,8 +327,8 @@ static void test_source_without_buffersize(void)
 {
     cf_executor *ex = pool(2);
     counting_source src = { .limit = 25 };
-    cf_map_iter *it = cf_map_source(ex, task_square, next_counting, &src,
-                                    &(cf_map_opts){ .chunksize = 4 });
+    cf_map_iter *it =
+        cf_map_source(ex, task_square, next_counting, &src, &(cf_map_opts){ .chunksize = 4 });
     CHECK(it);
     CHECK_EQ(src.handed, 25); /* drained at once */
     void *v;
@@ -368,9 +370,9 @@ static void check_unordered(size_t chunksize, size_t buffersize)
     void *args[N];
     for (int i = 0; i < N; i++)
         args[i] = V(i);
-    cf_map_iter *it = cf_map(ex, task_square, args, N,
-                             &(cf_map_opts){ .unordered = true, .chunksize = chunksize,
-                                             .buffersize = buffersize });
+    cf_map_iter *it = cf_map(
+        ex, task_square, args, N,
+        &(cf_map_opts){ .unordered = true, .chunksize = chunksize, .buffersize = buffersize });
     CHECK(it);
     int seen[N] = { 0 };
     void *v;
@@ -504,9 +506,9 @@ static void test_arg_size_source_copies(void)
     size_t chunks[] = { 0, 3 };
     for (int c = 0; c < 2; c++) {
         point_source src = { .n = 10 };
-        cf_map_iter *it = cf_map_source(ex, task_point_sum, next_point, &src,
-                                        &(cf_map_opts){ .arg_size = sizeof(point),
-                                                        .chunksize = chunks[c] });
+        cf_map_iter *it =
+            cf_map_source(ex, task_point_sum, next_point, &src,
+                          &(cf_map_opts){ .arg_size = sizeof(point), .chunksize = chunks[c] });
         CHECK(it);
         void *v;
         for (int i = 0; i < 10; i++) {
@@ -598,7 +600,8 @@ static void test_return_copy_through_map(void)
         args[i] = V(i);
     size_t chunks[] = { 0, 4 };
     for (int c = 0; c < 2; c++) {
-        cf_map_iter *it = cf_map(ex, task_string, args, N, &(cf_map_opts){ .chunksize = chunks[c] });
+        cf_map_iter *it =
+            cf_map(ex, task_string, args, N, &(cf_map_opts){ .chunksize = chunks[c] });
         CHECK(it);
         void *v;
         for (int i = 0; i < N; i++) {

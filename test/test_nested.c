@@ -72,8 +72,8 @@ static intptr_t fib_by_futures(intptr_t n)
 static intptr_t fib_by_map(intptr_t n, bool unordered)
 {
     void *args[2] = { V(n - 1), V(n - 2) };
-    cf_map_iter *it = cf_map(ex, fib_task, args, 2,
-                             &(cf_map_opts){ .timeout = WAIT, .unordered = unordered });
+    cf_map_iter *it =
+        cf_map(ex, fib_task, args, 2, &(cf_map_opts){ .timeout = WAIT, .unordered = unordered });
     CHECK(it);
     intptr_t sum = 0;
     void *v;
@@ -93,10 +93,14 @@ static intptr_t fib(intptr_t n)
     if (n < CUTOFF)
         return fib_serial(n);
     switch (mode) {
-    case BY_MAP: return fib_by_map(n, false);
-    case BY_MAP_UNORDERED: return fib_by_map(n, true);
-    case BY_LOOP: return fib_by_loop(n);
-    default: return fib_by_futures(n);
+    case BY_MAP:
+        return fib_by_map(n, false);
+    case BY_MAP_UNORDERED:
+        return fib_by_map(n, true);
+    case BY_LOOP:
+        return fib_by_loop(n);
+    default:
+        return fib_by_futures(n);
     }
 }
 
@@ -117,9 +121,9 @@ static void fib_halves(void *ctx, const cf_range *r)
 static intptr_t fib_by_loop(intptr_t n)
 {
     intptr_t halves[2];
-    CHECK_EQ(cf_parallel_for(ex, 2, fib_halves, &n,
-                             &(cf_parallel_opts){ .grain = 1, .out = halves,
-                                                  .out_size = sizeof *halves }),
+    CHECK_EQ(cf_parallel_for(
+                 ex, 2, fib_halves, &n,
+                 &(cf_parallel_opts){ .grain = 1, .out = halves, .out_size = sizeof *halves }),
              0);
     return halves[0] + halves[1];
 }
@@ -141,9 +145,9 @@ static void check_fib(int workers, how m)
 
 static void test_fib(void)
 {
-    static const char *const names[] = { "cf_future_result", "cf_wait", "cf_as_completed_next",
-                                         "cf_map_next", "cf_map_next (unordered)",
-                                         "cf_parallel_for" };
+    static const char *const names[] = { "cf_future_result",        "cf_wait",
+                                         "cf_as_completed_next",    "cf_map_next",
+                                         "cf_map_next (unordered)", "cf_parallel_for" };
     for (int workers = 1; workers <= 2; workers++)
         for (how m = BY_RESULT; m <= BY_LOOP; m++) {
             fprintf(stderr, "   %d worker(s), %s\n", workers, names[m]);

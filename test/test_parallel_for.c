@@ -55,8 +55,9 @@ static void check_visits(cf_executor *ex, size_t n, size_t grain)
         in[i] = (int)i - 5;
         out[i] = -1;
     }
-    cf_parallel_opts opts = { .grain = grain, .in = in, .in_size = sizeof *in, .out = out,
-                              .out_size = sizeof *out };
+    cf_parallel_opts opts = {
+        .grain = grain, .in = in, .in_size = sizeof *in, .out = out, .out_size = sizeof *out
+    };
     c.grain = grain;
     if (grain == 0) /* chosen: learn it from the first range */
         c.grain = n;
@@ -251,12 +252,10 @@ static void test_bad_arguments(void)
     int a[4] = { 0 };
     CHECK_EQ(cf_parallel_for(NULL, 4, count_calls, NULL, NULL), CF_EINVAL);
     CHECK_EQ(cf_parallel_for(ex, 4, NULL, NULL, NULL), CF_EINVAL);
-    CHECK_EQ(cf_parallel_for(ex, 4, count_calls, NULL, &(cf_parallel_opts){ .in = a }),
-             CF_EINVAL);
+    CHECK_EQ(cf_parallel_for(ex, 4, count_calls, NULL, &(cf_parallel_opts){ .in = a }), CF_EINVAL);
     CHECK_EQ(cf_parallel_for(ex, 4, count_calls, NULL, &(cf_parallel_opts){ .in_size = 4 }),
              CF_EINVAL);
-    CHECK_EQ(cf_parallel_for(ex, 4, count_calls, NULL, &(cf_parallel_opts){ .out = a }),
-             CF_EINVAL);
+    CHECK_EQ(cf_parallel_for(ex, 4, count_calls, NULL, &(cf_parallel_opts){ .out = a }), CF_EINVAL);
     CHECK_EQ(cf_parallel_for(ex, 4, count_calls, NULL, &(cf_parallel_opts){ .out_size = 4 }),
              CF_EINVAL);
     CHECK_EQ(cf_parallel_for(ex, SIZE_MAX / 4, count_calls, NULL,

@@ -106,7 +106,7 @@ int main(void)
         CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1); /* no worker left behind */
     }
     CHECK_EQ(cf_set_alloc_funcs(NULL, NULL, NULL), 0);
-    fprintf(stderr, "%ld allocations in a clean run; failed each of the first %ld in turn\n",
-            clean, limit);
+    fprintf(stderr, "%ld allocations in a clean run; failed each of the first %ld in turn\n", clean,
+            limit);
     return 0;
 }

@@ -167,7 +167,8 @@ static void test_task_timeout(void)
 
 static void test_max_tasks_per_child(void)
 {
-    cf_executor *ex = pool_new((cf_process_pool_opts){ .max_workers = 1, .max_tasks_per_child = 3 });
+    cf_executor *ex =
+        pool_new((cf_process_pool_opts){ .max_workers = 1, .max_tasks_per_child = 3 });
     intptr_t pids[9];
     for (int i = 0; i < 9; i++) {
         cf_future *f = cf_submit(ex, get_pid, NULL);

@@ -16,11 +16,11 @@
 #define WAIT 60.0
 
 enum {
-    BAD_STDIN = 1,      /* 0 is not /dev/null */
-    BAD_CHANNEL = 2,    /* 3 is not a socket */
-    BAD_CLOEXEC = 4,    /* 3 is not close-on-exec */
-    BAD_EXTRA = 8,      /* some descriptor beyond 0-3 is open */
-    BAD_MISSING = 16,   /* 1 or 2 is not open */
+    BAD_STDIN = 1,    /* 0 is not /dev/null */
+    BAD_CHANNEL = 2,  /* 3 is not a socket */
+    BAD_CLOEXEC = 4,  /* 3 is not close-on-exec */
+    BAD_EXTRA = 8,    /* some descriptor beyond 0-3 is open */
+    BAD_MISSING = 16, /* 1 or 2 is not open */
 };
 
 static void *inspect_fds(void *arg)
@@ -48,8 +48,8 @@ static void check_inheritance(cf_start_method method)
     CHECK_EQ(pipe(p), 0); /* not close-on-exec: ordinary descriptors */
     int extra = open("/dev/null", O_RDONLY);
     CHECK(extra >= 0);
-    cf_executor *ex = cf_process_pool_new(
-        &(cf_process_pool_opts){ .max_workers = 2, .start_method = method });
+    cf_executor *ex =
+        cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 2, .start_method = method });
     CHECK(ex != NULL);
     cf_future *fs[4];
     for (int i = 0; i < 4; i++)

@@ -212,8 +212,7 @@ static void test_raise_messages(void)
 static void test_no_helper(void)
 {
     CHECK_EQ(setenv("CFUTURES_WORKER_HELPER", "/nonexistent/cfutures-worker", 1), 0);
-    CHECK(cf_process_pool_new(&(cf_process_pool_opts){ .start_method = CF_START_HELPER }) ==
-          NULL);
+    CHECK(cf_process_pool_new(&(cf_process_pool_opts){ .start_method = CF_START_HELPER }) == NULL);
     CHECK_EQ(cf_last_error(), CF_ENOTSUP);
     fprintf(stderr, "   %s\n", cf_last_error_message());
     CHECK(strstr(cf_last_error_message(), "/nonexistent/cfutures-worker") != NULL);

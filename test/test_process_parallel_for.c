@@ -73,11 +73,11 @@ static void test_every_item_once(void)
 {
     cf_executor *ex = pool(2);
     check_loop(ex, 1, 0, true);
-    check_loop(ex, 1000, 0, true);     /* grain chosen */
-    check_loop(ex, 1000, 7, true);     /* a short last chunk */
-    check_loop(ex, 1000, 1000, true);  /* one chunk */
-    check_loop(ex, 1000, 5000, true);  /* a grain larger than the loop */
-    check_loop(ex, 100000, 0, false);  /* out only */
+    check_loop(ex, 1000, 0, true);    /* grain chosen */
+    check_loop(ex, 1000, 7, true);    /* a short last chunk */
+    check_loop(ex, 1000, 1000, true); /* one chunk */
+    check_loop(ex, 1000, 5000, true); /* a grain larger than the loop */
+    check_loop(ex, 100000, 0, false); /* out only */
     CHECK_EQ(cf_parallel_for(ex, 0, add_ctx, NULL, NULL), 0);
     cf_executor_free(ex);
 }
@@ -164,15 +164,16 @@ static void test_failure(void)
  * anything runs; a smaller grain works. */
 static void test_too_big(void)
 {
-    cf_executor *ex = cf_process_pool_new(
-        &(cf_process_pool_opts){ .max_workers = 1, .max_message = 4096 });
+    cf_executor *ex =
+        cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 1, .max_message = 4096 });
     CHECK(ex);
     enum { N = 4096 };
     uint64_t *in = calloc(N, sizeof *in);
     item_out *out = calloc(N, sizeof *out);
     CHECK(in && out);
-    cf_parallel_opts o = { .grain = N, .in = in, .in_size = sizeof *in, .out = out,
-                           .out_size = sizeof *out };
+    cf_parallel_opts o = {
+        .grain = N, .in = in, .in_size = sizeof *in, .out = out, .out_size = sizeof *out
+    };
     CHECK_EQ(cf_parallel_for(ex, N, add_ctx, V(1), &o), CF_ETOOBIG);
     CHECK(strstr(cf_last_error_message(), "grain") != NULL);
     for (size_t i = 0; i < N; i++)

@@ -180,8 +180,10 @@ static inline void let_workers_crash(void)
     for (size_t i = 0; i < 3; i++) {
         const char *old = getenv(names[i]);
         char buf[1024];
-        snprintf(buf, sizeof buf, "%s%shandle_segv=0:handle_abort=0:handle_sigbus=0:"
-                 "disable_coredump=1", old ? old : "", old && *old ? ":" : "");
+        snprintf(buf, sizeof buf,
+                 "%s%shandle_segv=0:handle_abort=0:handle_sigbus=0:"
+                 "disable_coredump=1",
+                 old ? old : "", old && *old ? ":" : "");
         CHECK(setenv(names[i], buf, 1) == 0);
     }
     struct rlimit no_core = { 0, 0 };

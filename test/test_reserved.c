@@ -42,11 +42,11 @@ static void check_refused(const char *type, size_t i)
     }
 }
 
-#define CHECK_RESERVED_LAST(type)                                                    \
-    do {                                                                             \
-        type probe_;                                                                 \
-        CHECK_EQ(sizeof probe_.cf_reserved, NRESERVED * sizeof(uint64_t));           \
-        CHECK_EQ(offsetof(type, cf_reserved) + sizeof probe_.cf_reserved, sizeof(type)); \
+#define CHECK_RESERVED_LAST(type)                                                                  \
+    do {                                                                                           \
+        type probe_;                                                                               \
+        CHECK_EQ(sizeof probe_.cf_reserved, NRESERVED * sizeof(uint64_t));                         \
+        CHECK_EQ(offsetof(type, cf_reserved) + sizeof probe_.cf_reserved, sizeof(type));           \
     } while (0)
 
 static void test_layout(void)

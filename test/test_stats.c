@@ -100,14 +100,12 @@ static void check_blocked_then_done(cf_executor *ex, bool process)
 
 static void test_thread_pool(void)
 {
-    check_blocked_then_done(cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = 2 }),
-                            false);
+    check_blocked_then_done(cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = 2 }), false);
 }
 
 static void test_process_pool(void)
 {
-    check_blocked_then_done(
-        cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 2 }), true);
+    check_blocked_then_done(cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 2 }), true);
 }
 
 static void *twice(void *arg)
@@ -118,8 +116,8 @@ static void *twice(void *arg)
 /* max_tasks_per_child recycles workers: each one counts as replaced. */
 static void test_recycled(void)
 {
-    cf_executor *ex = cf_process_pool_new(
-        &(cf_process_pool_opts){ .max_workers = 1, .max_tasks_per_child = 1 });
+    cf_executor *ex =
+        cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 1, .max_tasks_per_child = 1 });
     CHECK(ex != NULL);
     for (int i = 0; i < 3; i++) {
         cf_future *f = cf_submit(ex, twice, V(i));

@@ -484,8 +484,8 @@ static int init_fail(void *arg)
 static void test_failing_initializer(void)
 {
     enum { N = 5 };
-    cf_executor *ex = cf_thread_pool_new(
-        &(cf_thread_pool_opts){ .max_workers = 1, .initializer = init_fail });
+    cf_executor *ex =
+        cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = 1, .initializer = init_fail });
     CHECK(ex); /* creation does not fail */
     cf_future *fs[N];
     int submitted = 0;

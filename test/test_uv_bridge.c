@@ -386,8 +386,8 @@ static void test_close_from_callback(void)
     CHECK_EQ(cf_future_set_result(second, NULL), 0);
     CHECK_EQ(cf_uv_add_done_callback(closing_bridge, first, close_bridge_cb, NULL), 0);
     CHECK_EQ(cf_uv_add_done_callback(closing_bridge, second, must_not_run, NULL), 0);
-    cf_future *pending = cf_uv_run_in_executor(closing_bridge, ex, gated_square, V(5),
-                                               must_not_run, NULL);
+    cf_future *pending =
+        cf_uv_run_in_executor(closing_bridge, ex, gated_square, V(5), must_not_run, NULL);
     CHECK(pending);
     run_loop(&loop);
     CHECK_EQ(atomic_load(&closer_calls), 1);

@@ -124,8 +124,8 @@ static void test_wait_all_completed(void)
     cf_future *gs[N];
     for (int i = 0; i < N; i++)
         gs[i] = new_future();
-    static const int hows[N] = { SET_RESULT, SET_EXCEPTION, CANCEL, CANCEL_AND_NOTIFY,
-                                 SET_RESULT, SET_EXCEPTION };
+    static const int hows[N] = { SET_RESULT,        SET_EXCEPTION, CANCEL,
+                                 CANCEL_AND_NOTIFY, SET_RESULT,    SET_EXCEPTION };
     cf_future *copy[N];
     memcpy(copy, gs, sizeof gs);
     completer c;

@@ -53,8 +53,12 @@ static cf__range_call *range_call(size_t begin, size_t end, size_t in_size, size
     size_t bytes = (end - begin) * in_size;
     cf__range_call *rc = cf__malloc(sizeof *rc + bytes);
     CHECK(rc != NULL);
-    *rc = (cf__range_call){ .fn = (cf_range_fn)(uintptr_t)twice, .ctx = V(77), .begin = begin,
-                            .end = end, .in_size = in_size, .out_size = out_size };
+    *rc = (cf__range_call){ .fn = (cf_range_fn)(uintptr_t)twice,
+                            .ctx = V(77),
+                            .begin = begin,
+                            .end = end,
+                            .in_size = in_size,
+                            .out_size = out_size };
     for (size_t i = 0; i < bytes; i++)
         rc->in[i] = (unsigned char)((begin + i / in_size) * 10 + i % in_size);
     return rc;
@@ -117,11 +121,11 @@ static void test_round_trip(void)
     unsigned char ref[CF__FNREF_MAX];
     int len = cf__fnref_encode((uintptr_t)twice, ref, sizeof ref);
 
-#define NEXT()                                                                  \
-    do {                                                                        \
-        CHECK_EQ(cf__wire_next_frame(p, left, SIZE_MAX, &fr), 1);               \
-        p += fr.total;                                                          \
-        left -= fr.total;                                                       \
+#define NEXT()                                                                                     \
+    do {                                                                                           \
+        CHECK_EQ(cf__wire_next_frame(p, left, SIZE_MAX, &fr), 1);                                  \
+        p += fr.total;                                                                             \
+        left -= fr.total;                                                                          \
     } while (0)
 
     cf__wire_init init;
@@ -217,7 +221,8 @@ static void test_round_trip(void)
     CHECK_STR(chunk->fail.message, "item 2 failed");
     cf__chunk_result_free(chunk);
     NEXT();
-    CHECK_EQ(cf__wire_get_chunk_result(&fr, 3, &chunk, &u), CF_EINVAL); /* a short chunk must fail */
+    CHECK_EQ(cf__wire_get_chunk_result(&fr, 3, &chunk, &u),
+             CF_EINVAL); /* a short chunk must fail */
     CHECK_EQ(cf__wire_get_chunk_result(&fr, 2, &chunk, &u), 0);
     CHECK_EQ(chunk->count, 2);
     CHECK_EQ(chunk->fail_status, 0);
@@ -297,7 +302,9 @@ static void test_lengths_checked(void)
 
     /* A loop's chunk whose end is not past its begin, whose input slice is
      * longer than the frame, or whose output slice overflows. */
-    struct { uint64_t begin, end, in_size, out_size; } bad[] = {
+    struct {
+        uint64_t begin, end, in_size, out_size;
+    } bad[] = {
         { 5, 5, 1, 1 },
         { 6, 5, 1, 1 },
         { 0, 4, 1000, 1 },
@@ -481,8 +488,8 @@ static void test_garbled_worker(void)
     CHECK_EQ(cf__worker_reply_fd(), -1); /* not a worker */
     cf_executor *ex = cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 2 });
     CHECK(ex != NULL);
-    cf_fn bad[] = { garbage_length, garbage_type, reply_wrong_id, truncated_then_exit,
-                    garbage_noise, garbage_noise, garbage_noise, garbage_noise };
+    cf_fn bad[] = { garbage_length, garbage_type,  reply_wrong_id, truncated_then_exit,
+                    garbage_noise,  garbage_noise, garbage_noise,  garbage_noise };
     enum { NBAD = sizeof bad / sizeof bad[0] };
     cf_future *fs[NBAD], *good[NBAD * 4];
     for (int i = 0; i < NBAD; i++) {

@@ -71,8 +71,8 @@ void cf__mpi_ident_self(cf__mpi_ident *id, bool root)
     memset(id, 0, sizeof *id);
     id->magic = CF__MPI_MAGIC;
     id->ptr_size = (uint8_t)sizeof(void *);
-    id->version = (CFUTURES_VERSION_MAJOR << 16) | (CFUTURES_VERSION_MINOR << 8) |
-                  CFUTURES_VERSION_PATCH;
+    id->version =
+        (CFUTURES_VERSION_MAJOR << 16) | (CFUTURES_VERSION_MINOR << 8) | CFUTURES_VERSION_PATCH;
     dl_iterate_phdr(main_build_id, id);
     int provided = MPI_THREAD_SINGLE, is_main = 0;
     MPI_Query_thread(&provided);
@@ -105,14 +105,15 @@ int cf__mpi_ident_check(const cf__mpi_ident *all, int size, int root, char *why,
     for (int i = 0; i < size; i++) {
         const cf__mpi_ident *x = &all[i];
         if (x->magic != r->magic || x->ptr_size != r->ptr_size) {
-            snprintf(why, cap, "rank %d (%.64s) has another byte order or pointer size than the "
+            snprintf(why, cap,
+                     "rank %d (%.64s) has another byte order or pointer size than the "
                      "root (rank %d): every rank must run on the same kind of machine",
                      i, x->host, root);
             return CF_EINVAL;
         }
         if (x->version != r->version) {
-            snprintf(why, cap, "rank %d runs libcfutures-mpi %#x, the root (rank %d) %#x",
-                     i, (unsigned)x->version, root, (unsigned)r->version);
+            snprintf(why, cap, "rank %d runs libcfutures-mpi %#x, the root (rank %d) %#x", i,
+                     (unsigned)x->version, root, (unsigned)r->version);
             return CF_EINVAL;
         }
         if (x->build_id_len != r->build_id_len ||
@@ -120,7 +121,8 @@ int cf__mpi_ident_check(const cf__mpi_ident *all, int size, int root, char *why,
             char a[132], b[132];
             hex(x->build_id, x->build_id_len, a, sizeof a);
             hex(r->build_id, r->build_id_len, b, sizeof b);
-            snprintf(why, cap, "rank %d runs another build of the program than the root (rank "
+            snprintf(why, cap,
+                     "rank %d runs another build of the program than the root (rank "
                      "%d): build-id %s, not %s; every rank must run the same executable",
                      i, root, a, b);
             return CF_EINVAL;

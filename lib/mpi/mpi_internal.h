@@ -39,13 +39,13 @@ enum { CF__MPI_TAG_DATA = 1, CF__MPI_TAG_BYE = 2, CF__MPI_TAG_SETUP = 3, CF__MPI
 
 /* What one rank says about itself (exchanged as bytes with MPI_Allgather). */
 typedef struct cf__mpi_ident {
-    uint32_t magic;     /* CF__MPI_MAGIC in the rank's byte order */
-    uint8_t ptr_size;   /* sizeof(void *) */
+    uint32_t magic;   /* CF__MPI_MAGIC in the rank's byte order */
+    uint8_t ptr_size; /* sizeof(void *) */
     uint8_t build_id_len;
     uint8_t build_id[64]; /* the main program's GNU build-id */
-    uint32_t version;   /* CFUTURES_VERSION_HEX of its libcfutures-mpi */
-    int32_t provided;   /* its MPI thread level */
-    int32_t needed;     /* the level it needs */
+    uint32_t version;     /* CFUTURES_VERSION_HEX of its libcfutures-mpi */
+    int32_t provided;     /* its MPI thread level */
+    int32_t needed;       /* the level it needs */
     int64_t pid;
     char host[CF__MPI_HOST_MAX]; /* MPI_Get_processor_name, cut */
 } cf__mpi_ident;
@@ -82,8 +82,8 @@ int cf__live_listen(bool local, uint16_t *port, char *why, size_t cap);
  * (fds[rank], -1 for root), dropping any that does not send the secret,
  * until all came or the deadline (seconds) passed; a SETUP message from a
  * rank ends the wait at once. 0, or CF_ESYSTEM with why; closes listener. */
-int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, int root,
-                    int *fds, double deadline_s, char *why, size_t cap);
+int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, int root, int *fds,
+                    double deadline_s, char *why, size_t cap);
 /* A worker rank's side: connect to host:port and send secret + rank. The
  * descriptor, or -1 with why. */
 int cf__live_connect(const char *host, uint16_t port, const unsigned char *secret, int rank,
@@ -98,7 +98,7 @@ typedef struct cf__mpi_root {
     MPI_Comm inter; /* spawn: the intercommunicator to the children, else MPI_COMM_NULL */
     int size, self;
     const cf__mpi_ident *idents; /* size entries, owned */
-    int *live_fds;  /* size entries, owned (-1: none) */
+    int *live_fds;               /* size entries, owned (-1: none) */
 } cf__mpi_root;
 
 /* The executor over these ranks (takes over everything in root, also on

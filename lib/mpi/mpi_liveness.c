@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define HELLO_LEN (CF__MPI_SECRET_LEN + 4) /* secret, then the rank (u32) */
-#define MAX_UNPROVEN 64 /* connections that have not sent the secret yet */
+#define MAX_UNPROVEN 64                    /* connections that have not sent the secret yet */
 
 /* fd itself when above 2, else a close-on-exec copy above 2 (fd closed): a
  * program whose standard descriptors are closed must not find ours there. */
@@ -103,8 +103,7 @@ static bool setup_failed(MPI_Comm comm, char *why, size_t cap)
 
 /* Read what an unproven connection sent: 1 proven (its rank in *rank), 0
  * not yet, -1 drop it. */
-static int read_hello(unproven *u, const unsigned char *secret, int size, const int *fds,
-                      int *rank)
+static int read_hello(unproven *u, const unsigned char *secret, int size, const int *fds, int *rank)
 {
     ssize_t n = recv(u->fd, u->hello + u->got, HELLO_LEN - u->got, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -146,8 +145,8 @@ static int take_hellos(unproven *u, int *nu, const struct pollfd *p, const unsig
     return arrived;
 }
 
-int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, int root,
-                    int *fds, double deadline_s, char *why, size_t cap)
+int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, int root, int *fds,
+                    double deadline_s, char *why, size_t cap)
 {
     int size = 0;
     MPI_Comm_size(comm, &size);
@@ -162,8 +161,10 @@ int cf__live_accept(int listener, const unsigned char *secret, MPI_Comm comm, in
             break;
         }
         if (now_s() > end) {
-            snprintf(why, cap, "%d worker rank(s) did not connect to the root's liveness port "
-                     "within %.0f s", missing, deadline_s);
+            snprintf(why, cap,
+                     "%d worker rank(s) did not connect to the root's liveness port "
+                     "within %.0f s",
+                     missing, deadline_s);
             rc = CF_ESYSTEM;
             break;
         }

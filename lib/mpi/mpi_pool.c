@@ -109,7 +109,12 @@ static cf_executor *root_accept(MPI_Comm comm, MPI_Comm inter, int size, int roo
         return NULL;
     }
     cf__mpi_root r = {
-        .comm = comm, .inter = inter, .size = size, .self = root, .idents = all, .live_fds = fds,
+        .comm = comm,
+        .inter = inter,
+        .size = size,
+        .self = root,
+        .idents = all,
+        .live_fds = fds,
     };
     cf_executor *ex = cf__mpi_root_new(&r, opts);
     if (!ex) {
@@ -149,14 +154,15 @@ static cf__mpi_ident *gather_idents(MPI_Comm comm, int size, bool is_root)
 /* Phase 2, on every rank: the identities checked, then the root's port,
  * secret and address (or why it failed) broadcast. False with the last
  * error set (and the listener closed). */
-static bool share_port(MPI_Comm comm, int size, int root, bool is_root,
-                       const cf__mpi_ident *all, meet_root_msg *m, int *listener)
+static bool share_port(MPI_Comm comm, int size, int root, bool is_root, const cf__mpi_ident *all,
+                       meet_root_msg *m, int *listener)
 {
     memset(m, 0, sizeof *m);
     m->code = cf__mpi_ident_check(all, size, root, m->why, sizeof m->why);
     if (m->code == 0 && size < 2) {
         m->code = CF_EINVAL;
-        snprintf(m->why, sizeof m->why, "the communicator has one rank: an MPI pool needs at "
+        snprintf(m->why, sizeof m->why,
+                 "the communicator has one rank: an MPI pool needs at "
                  "least one worker rank beside the root");
     }
     if (is_root && m->code == 0)
@@ -276,7 +282,8 @@ static bool all_zero(const void *p, size_t n)
 static cf_executor *spawn_pool(const cf_mpi_pool_opts *o)
 {
     if (!cf__worker_entry_interposed())
-        return cf__fail_msg(CF_ENOTSUP, "spawn needs the program linked with libcfutures (its "
+        return cf__fail_msg(CF_ENOTSUP,
+                            "spawn needs the program linked with libcfutures (its "
                             "re-run becomes a worker before main): link it, or launch the "
                             "ranks with mpiexec");
     char exe[4096];
@@ -344,8 +351,8 @@ cf_executor *cf_mpi_pool_new(const cf_mpi_pool_opts *opts)
     if (base == MPI_COMM_NULL || MPI_Comm_size(base, &size) != MPI_SUCCESS)
         return cf__fail_msg(CF_EINVAL, "opts.comm is not a communicator");
     if (o.root < 0 || o.root >= size)
-        return cf__fail_msg(CF_EINVAL, "opts.root %d is not a rank of a communicator of %d",
-                            o.root, size);
+        return cf__fail_msg(CF_EINVAL, "opts.root %d is not a rank of a communicator of %d", o.root,
+                            size);
     MPI_Comm comm = MPI_COMM_NULL;
     int err = MPI_Comm_dup(base, &comm);
     if (err != MPI_SUCCESS) {

@@ -28,10 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SPIN_NS 100000ull     /* spin on the probe this long after a message */
+#define SPIN_NS 100000ull /* spin on the probe this long after a message */
 #define MIN_SLEEP_NS 16000ull
-#define MAX_SLEEP_NS 20000000ull /* only a lost ring waits this long */
-#define WAKE_ROOT_NS 250000ull /* replies after a task this long wake the root */
+#define MAX_SLEEP_NS 20000000ull   /* only a lost ring waits this long */
+#define WAKE_ROOT_NS 250000ull     /* replies after a task this long wake the root */
 #define FIN_GRACE_NS 1000000000ull /* after the root closed our connection, FIN may still come */
 
 typedef struct mpi_server {
@@ -39,8 +39,8 @@ typedef struct mpi_server {
     int root;
     int live_fd;
     bool root_gone;
-    bool announced;    /* said it sleeps, and nothing came since */
-    uint32_t received; /* DATA messages received */
+    bool announced;       /* said it sleeps, and nothing came since */
+    uint32_t received;    /* DATA messages received */
     unsigned char *stage; /* a message larger than the room the loop offered */
     size_t stage_len, stage_off, stage_cap;
     uint64_t last_message; /* when the last message came or went */
@@ -273,8 +273,8 @@ static int spawned_worker(int argc, char **argv, char **envp)
     MPI_Comm parent = MPI_COMM_NULL, merged = MPI_COMM_NULL;
     MPI_Comm_get_parent(&parent);
     if (parent == MPI_COMM_NULL) {
-        fprintf(stderr, "%s: %s is for ranks an MPI pool spawns, and this one was not\n",
-                argv[0], CF__MPI_WORKER_FLAG);
+        fprintf(stderr, "%s: %s is for ranks an MPI pool spawns, and this one was not\n", argv[0],
+                CF__MPI_WORKER_FLAG);
         MPI_Finalize();
         return CF__WORKER_EXIT_SETUP;
     }

@@ -35,10 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HOT_NS 300000ull          /* poll on every loop iteration this long after an event */
-#define QUICK_GAP_NS 1000000ull   /* ranks answering faster than this keep the loop hot */
-#define GRACE_NS 250000000ull     /* after a liveness connection ended, wait this for a BYE */
-#define MESSAGES_PER_POLL 256     /* then let the loop run */
+#define HOT_NS 300000ull               /* poll on every loop iteration this long after an event */
+#define QUICK_GAP_NS 1000000ull        /* ranks answering faster than this keep the loop hot */
+#define GRACE_NS 250000000ull          /* after a liveness connection ended, wait this for a BYE */
+#define MESSAGES_PER_POLL 256          /* then let the loop run */
 #define KEEP_BUF ((size_t)1024 * 1024) /* larger send buffers are freed once sent */
 
 typedef enum rank_state {
@@ -55,23 +55,23 @@ typedef struct mpi_rank {
     mpi_pool *pool;
     int rank;
     rank_state state;
-    cf__rworker *w;     /* while a worker record has it */
-    bool exit_due;      /* abandoned: report its record's exit at the next poll */
-    bool exit_queued;   /* an EXIT frame was queued for it */
-    bool exit_static;   /* ... and, out of memory, must go out on its own */
+    cf__rworker *w;   /* while a worker record has it */
+    bool exit_due;    /* abandoned: report its record's exit at the next poll */
+    bool exit_queued; /* an EXIT frame was queued for it */
+    bool exit_static; /* ... and, out of memory, must go out on its own */
     bool bye;
     int bye_status;
-    cf__buf out;        /* what the send in flight is sending from */
-    size_t out_off;     /* bytes of out sent */
-    size_t piece;       /* bytes of the send in flight (0: the static EXIT frame) */
+    cf__buf out;    /* what the send in flight is sending from */
+    size_t out_off; /* bytes of out sent */
+    size_t piece;   /* bytes of the send in flight (0: the static EXIT frame) */
     bool sending;
     int live_fd;
     uv_poll_t live;
     bool live_watched, live_eof;
     uint64_t eof_at;
-    uint64_t last_word; /* when we last sent to it or heard from it */
-    uint32_t sent_msgs; /* DATA messages sent to it */
-    bool asleep;        /* it said it sleeps: ring it with the next message */
+    uint64_t last_word;                     /* when we last sent to it or heard from it */
+    uint32_t sent_msgs;                     /* DATA messages sent to it */
+    bool asleep;                            /* it said it sleeps: ring it with the next message */
     unsigned char live_in[CF__LIVE_RECORD]; /* a record arriving */
     size_t live_len;
     const cf__mpi_ident *id;
@@ -103,9 +103,15 @@ typedef struct mpi_worker {
 /* clang-format off: the bytes as the frame lays them out */
 static const unsigned char exit_frame_bytes[CF__WIRE_HEAD] = {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    0, 0, 0, 9,
+    0,
+    0,
+    0,
+    9,
 #else
-    9, 0, 0, 0,
+    9,
+    0,
+    0,
+    0,
 #endif
     CF__MSG_EXIT,
 };
@@ -134,8 +140,7 @@ static void schedule(mpi_pool *t);
 
 static void describe(const mpi_rank *k, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "rank %d (pid %lld on %.64s)", k->rank, (long long)k->id->pid,
-             k->id->host);
+    snprintf(buf, cap, "rank %d (pid %lld on %.64s)", k->rank, (long long)k->id->pid, k->id->host);
 }
 
 /* The record's worker ended: tell the core (which then calls close). */
@@ -158,8 +163,7 @@ static void rank_died(mpi_pool *t, mpi_rank *k)
     k->state = R_DEAD;
     t->any_dead = true;
     if (was == R_ACTIVE || k->exit_due)
-        report_exit(k, -1, "worker died: %s is gone (its connection to the root closed%s)",
-                    "");
+        report_exit(k, -1, "worker died: %s is gone (its connection to the root closed%s)", "");
 }
 
 static void got_bye(mpi_rank *k, int status)
@@ -398,8 +402,7 @@ static void poll_mpi(mpi_pool *t)
         int flag = 0;
         MPI_Message msg;
         MPI_Status st;
-        if (MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, t->m.comm, &flag, &msg, &st) !=
-                MPI_SUCCESS ||
+        if (MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, t->m.comm, &flag, &msg, &st) != MPI_SUCCESS ||
             !flag)
             break;
         handle_message(t, &msg, &st);
@@ -409,12 +412,13 @@ static void poll_mpi(mpi_pool *t)
     for (int i = 0; i < t->m.size; i++) {
         mpi_rank *k = &t->ranks[i];
         if (k->exit_due && k->w) {
-            report_exit(k, -1, "worker %s was terminated%s: an MPI rank cannot be signalled, "
-                        "so it stops serving once its task returns", "");
+            report_exit(k, -1,
+                        "worker %s was terminated%s: an MPI rank cannot be signalled, "
+                        "so it stops serving once its task returns",
+                        "");
             event = true;
         }
-        if (k->live_eof && k->state != R_DONE && k->state != R_DEAD &&
-            now - k->eof_at > GRACE_NS) {
+        if (k->live_eof && k->state != R_DONE && k->state != R_DEAD && now - k->eof_at > GRACE_NS) {
             rank_died(t, k);
             event = true;
         }
@@ -633,8 +637,7 @@ static void wait_for_byes(mpi_pool *t)
         int flag = 0;
         MPI_Message msg;
         MPI_Status st;
-        if (MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, t->m.comm, &flag, &msg, &st) ==
-                MPI_SUCCESS &&
+        if (MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, t->m.comm, &flag, &msg, &st) == MPI_SUCCESS &&
             flag) {
             handle_message(t, &msg, &st);
             sleep_us = 10;
@@ -746,8 +749,8 @@ cf_executor *cf__mpi_root_new(cf__mpi_root *root, const cf_mpi_pool_opts *opts)
         return cf__fail(CF_ENOMEM);
     }
     for (int i = 0; i < n; i++) {
-        t->ranks[i] = (mpi_rank){
-            .pool = t, .rank = i, .live_fd = t->m.live_fds[i], .id = &t->m.idents[i] };
+        t->ranks[i] =
+            (mpi_rank){ .pool = t, .rank = i, .live_fd = t->m.live_fds[i], .id = &t->m.idents[i] };
         t->reqs[i] = MPI_REQUEST_NULL;
     }
     t->ranks[t->m.self].state = R_DONE;

@@ -38,9 +38,9 @@ const char *bench_workload_unit(bench_workload w);
 bool bench_workload_higher_is_better(bench_workload w);
 /* The set of workloads a system runs: bit (1u << w) for each. */
 #define BENCH_BIT(w) (1u << (w))
-#define BENCH_CLASSIC_FIVE                                                              \
-    (BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |            \
-     BENCH_BIT(BENCH_CPU_SPEEDUP) | BENCH_BIT(BENCH_MAP_CHUNKED) |                       \
+#define BENCH_CLASSIC_FIVE                                                                         \
+    (BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |                      \
+     BENCH_BIT(BENCH_CPU_SPEEDUP) | BENCH_BIT(BENCH_MAP_CHUNKED) |                                 \
      BENCH_BIT(BENCH_SLEEP_CONCURRENCY))
 /* The same for any figure's name: a workload's, or one of the extra figures
  * (map_chunked_per_item, nested_fib_speedup, map_chunked_memory ...). */
@@ -48,20 +48,20 @@ bool bench_figure_higher_is_better(const char *name);
 
 /* Sizes of the workloads (the full set, or the smaller --quick one). */
 typedef struct bench_params {
-    int workers;              /* 2 */
-    size_t empty_tasks;       /* 200,000 */
-    size_t roundtrips;        /* 20,000 (also loop_roundtrip's) */
-    size_t cpu_calls;         /* 100 */
-    int cpu_num;              /* 300 */
-    size_t map_items;         /* 1,000,000 */
-    size_t map_chunksize;     /* 1000 */
-    size_t sleep_tasks;       /* 100 */
-    int sleep_ms;             /* 10 */
-    int sleep_workers;        /* 10 */
-    int fib_n;                /* 25 */
-    int fib_cutoff;           /* 12: calls of fib(n <= 12) run serially */
-    size_t fib_rounds;        /* 100 fib(25) per run (each ~0.15 ms serially) */
-    int repeat;               /* runs per figure (median) */
+    int workers;          /* 2 */
+    size_t empty_tasks;   /* 200,000 */
+    size_t roundtrips;    /* 20,000 (also loop_roundtrip's) */
+    size_t cpu_calls;     /* 100 */
+    int cpu_num;          /* 300 */
+    size_t map_items;     /* 1,000,000 */
+    size_t map_chunksize; /* 1000 */
+    size_t sleep_tasks;   /* 100 */
+    int sleep_ms;         /* 10 */
+    int sleep_workers;    /* 10 */
+    int fib_n;            /* 25 */
+    int fib_cutoff;       /* 12: calls of fib(n <= 12) run serially */
+    size_t fib_rounds;    /* 100 fib(25) per run (each ~0.15 ms serially) */
+    int repeat;           /* runs per figure (median) */
     bool quick;
 } bench_params;
 
@@ -96,7 +96,7 @@ void bench_sleep_ms(int ms);
 /* Time and statistics                                                       */
 /* ------------------------------------------------------------------------ */
 
-uint64_t bench_now_ns(void); /* monotonic */
+uint64_t bench_now_ns(void);                   /* monotonic */
 double bench_median(double *values, size_t n); /* sorts values */
 int bench_cpu_count(void);
 
@@ -142,14 +142,14 @@ bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p);
  * the transport alone) on the same workloads, one file each, each built only
  * when meson found what it needs (bench_peers.c lists them). */
 typedef struct bench_peer {
-    const char *system;   /* the system of its figures */
-    bool process;         /* compared with cfutures' process pool (else thread) */
-    unsigned workloads;   /* BENCH_BIT of each workload it runs */
+    const char *system; /* the system of its figures */
+    bool process;       /* compared with cfutures' process pool (else thread) */
+    unsigned workloads; /* BENCH_BIT of each workload it runs */
     /* Run one workload `p->repeat` times and report it; false after a note
      * when it failed. NULL when not built. */
     bool (*run)(bench_workload w, const bench_params *p);
-    const char *missing;  /* run == NULL: what the build did not find */
-    const char *what;     /* a floor: what it measures; NULL for an executor */
+    const char *missing; /* run == NULL: what the build did not find */
+    const char *what;    /* a floor: what it measures; NULL for an executor */
 } bench_peer;
 
 size_t bench_peer_count(void);
@@ -161,8 +161,8 @@ const bench_peer *bench_peer_find(const char *system);
  * it failed); bench_repeat calls it `p->repeat` times and reports the median
  * under `system`, or notes the failure and returns false. */
 typedef double (*bench_once_fn)(bench_workload w, const bench_params *p, void *ctx);
-bool bench_repeat(const char *system, bench_workload w, const bench_params *p,
-                  bench_once_fn once, void *ctx);
+bool bench_repeat(const char *system, bench_workload w, const bench_params *p, bench_once_fn once,
+                  void *ctx);
 
 /* The peers' entry points (bench_<peer>.c). */
 bool bench_glib_run(bench_workload w, const bench_params *p);
@@ -209,8 +209,8 @@ int bench_cf_warm_up(cf_executor *ex, int workers);
  * for the whole run (the ranks of mpiexec, else p->workers spawned ranks),
  * made at the first workload; bench_mpi_finish frees it. The first four workloads
  * (sleep_concurrency's 10 workers would oversubscribe the machine). */
-#define BENCH_MPI_WORKLOADS                                                             \
-    (BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |            \
+#define BENCH_MPI_WORKLOADS                                                                        \
+    (BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |                      \
      BENCH_BIT(BENCH_CPU_SPEEDUP) | BENCH_BIT(BENCH_MAP_CHUNKED))
 bool bench_mpi_run(bench_workload w, const bench_params *p);
 void bench_mpi_finish(void);

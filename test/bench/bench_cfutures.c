@@ -16,8 +16,14 @@
 #include <stdlib.h>
 
 /* Tasks take and return values only, so they run on both pools. */
-static void *task_identity(void *arg) { return arg; }
-static void *task_cpu(void *arg) { return (void *)(uintptr_t)bench_cpu_loop((int)(intptr_t)arg); }
+static void *task_identity(void *arg)
+{
+    return arg;
+}
+static void *task_cpu(void *arg)
+{
+    return (void *)(uintptr_t)bench_cpu_loop((int)(intptr_t)arg);
+}
 static void *task_sleep(void *arg)
 {
     bench_sleep_ms((int)(intptr_t)arg);
@@ -29,7 +35,10 @@ static void *task_square(void *arg)
     return (void *)(x * x);
 }
 
-const char *bench_cf_system(bool process) { return process ? "cfutures-process" : "cfutures-thread"; }
+const char *bench_cf_system(bool process)
+{
+    return process ? "cfutures-process" : "cfutures-thread";
+}
 
 static void fail_note(bool process, const char *what, int code)
 {
@@ -64,10 +73,10 @@ cf_executor *bench_cf_pool(bool process, int workers, int *code)
 {
     cf_executor *ex;
     if (process)
-        ex = cf_process_pool_new(&(cf_process_pool_opts){.max_workers = workers});
+        ex = cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = workers });
     else
         ex = cf_thread_pool_new(
-            &(cf_thread_pool_opts){.max_workers = workers, .thread_name_prefix = "cf-bench"});
+            &(cf_thread_pool_opts){ .max_workers = workers, .thread_name_prefix = "cf-bench" });
     if (!ex) {
         *code = cf_last_error();
         return NULL;
@@ -160,7 +169,7 @@ static double run_cpu(bool process, cf_executor *ex, const bench_params *p)
 
     double value = NAN;
     uint64_t t0 = bench_now_ns();
-    cf_map_iter *it = cf_map(ex, task_cpu, args, n, &(cf_map_opts){.chunksize = 1});
+    cf_map_iter *it = cf_map(ex, task_cpu, args, n, &(cf_map_opts){ .chunksize = 1 });
     size_t got = 0;
     int rc = it ? 0 : cf_last_error();
     void *v;
@@ -194,7 +203,7 @@ static double run_map_batches(bool process, cf_executor *ex, const bench_params 
     uint64_t sum = 0;
     uint64_t t0 = bench_now_ns();
     cf_map_iter *it =
-        cf_map(ex, task_square, args, n, &(cf_map_opts){.chunksize = p->map_chunksize});
+        cf_map(ex, task_square, args, n, &(cf_map_opts){ .chunksize = p->map_chunksize });
     int rc = it ? 0 : cf_last_error();
     void *const *values;
     size_t count;
@@ -230,7 +239,7 @@ static double run_loop(bool process, cf_executor *ex, const bench_params *p, boo
     uint64_t *out = malloc(n * sizeof *out);
     if (!out)
         return NAN;
-    cf_parallel_opts opts = {.grain = p->map_chunksize, .out = out, .out_size = sizeof *out};
+    cf_parallel_opts opts = { .grain = p->map_chunksize, .out = out, .out_size = sizeof *out };
     int rc = cf_parallel_for(ex, n, range_square, NULL, &opts);
     uint64_t sum = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -385,15 +394,20 @@ static double run_sleep(bool process, cf_executor *ex, const bench_params *p)
 double bench_cf_run_once(cf_executor *ex, bench_workload w, const bench_params *p)
 {
     switch (w) {
-    case BENCH_EMPTY_THROUGHPUT: return run_empty(true, ex, p);
-    case BENCH_ROUNDTRIP_LATENCY: return run_roundtrip(true, ex, p);
-    case BENCH_CPU_SPEEDUP: return run_cpu(true, ex, p);
+    case BENCH_EMPTY_THROUGHPUT:
+        return run_empty(true, ex, p);
+    case BENCH_ROUNDTRIP_LATENCY:
+        return run_roundtrip(true, ex, p);
+    case BENCH_CPU_SPEEDUP:
+        return run_cpu(true, ex, p);
     case BENCH_MAP_CHUNKED: {
         double per_item; /* cf_map's figure: not reported for this executor */
         return run_map(true, ex, p, &per_item);
     }
-    case BENCH_SLEEP_CONCURRENCY: return run_sleep(true, ex, p);
-    default: return NAN;
+    case BENCH_SLEEP_CONCURRENCY:
+        return run_sleep(true, ex, p);
+    default:
+        return NAN;
     }
 }
 
@@ -471,14 +485,27 @@ bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
         }
         double v = NAN, second = NAN;
         switch (w) {
-        case BENCH_EMPTY_THROUGHPUT: v = run_empty(process, ex, p); break;
-        case BENCH_ROUNDTRIP_LATENCY: v = run_roundtrip(process, ex, p); break;
-        case BENCH_CPU_SPEEDUP: v = run_cpu(process, ex, p); break;
-        case BENCH_MAP_CHUNKED: v = run_map(process, ex, p, &second); break;
-        case BENCH_SLEEP_CONCURRENCY: v = run_sleep(process, ex, p); break;
+        case BENCH_EMPTY_THROUGHPUT:
+            v = run_empty(process, ex, p);
+            break;
+        case BENCH_ROUNDTRIP_LATENCY:
+            v = run_roundtrip(process, ex, p);
+            break;
+        case BENCH_CPU_SPEEDUP:
+            v = run_cpu(process, ex, p);
+            break;
+        case BENCH_MAP_CHUNKED:
+            v = run_map(process, ex, p, &second);
+            break;
+        case BENCH_SLEEP_CONCURRENCY:
+            v = run_sleep(process, ex, p);
+            break;
         case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
-        case BENCH_NESTED_FIB: v = run_fib(process, ex, p, &second); break;
-        case BENCH_WORKLOAD_COUNT: break;
+        case BENCH_NESTED_FIB:
+            v = run_fib(process, ex, p, &second);
+            break;
+        case BENCH_WORKLOAD_COUNT:
+            break;
         }
         cf_executor_free(ex);
         if (isnan(v))

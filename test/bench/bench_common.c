@@ -15,18 +15,27 @@ static const struct {
     const char *unit;
     bool higher_is_better;
 } workloads[BENCH_WORKLOAD_COUNT] = {
-    [BENCH_EMPTY_THROUGHPUT] = {"empty_throughput", "tasks/s", true},
-    [BENCH_ROUNDTRIP_LATENCY] = {"roundtrip_latency", "us", false},
-    [BENCH_CPU_SPEEDUP] = {"cpu_speedup", "x", true},
-    [BENCH_MAP_CHUNKED] = {"map_chunked", "items/s", true},
-    [BENCH_SLEEP_CONCURRENCY] = {"sleep_concurrency", "ms", false},
-    [BENCH_LOOP_ROUNDTRIP] = {"loop_roundtrip", "us", false},
-    [BENCH_NESTED_FIB] = {"nested_fib", "items/s", true},
+    [BENCH_EMPTY_THROUGHPUT] = { "empty_throughput", "tasks/s", true },
+    [BENCH_ROUNDTRIP_LATENCY] = { "roundtrip_latency", "us", false },
+    [BENCH_CPU_SPEEDUP] = { "cpu_speedup", "x", true },
+    [BENCH_MAP_CHUNKED] = { "map_chunked", "items/s", true },
+    [BENCH_SLEEP_CONCURRENCY] = { "sleep_concurrency", "ms", false },
+    [BENCH_LOOP_ROUNDTRIP] = { "loop_roundtrip", "us", false },
+    [BENCH_NESTED_FIB] = { "nested_fib", "items/s", true },
 };
 
-const char *bench_workload_name(bench_workload w) { return workloads[w].name; }
-const char *bench_workload_unit(bench_workload w) { return workloads[w].unit; }
-bool bench_workload_higher_is_better(bench_workload w) { return workloads[w].higher_is_better; }
+const char *bench_workload_name(bench_workload w)
+{
+    return workloads[w].name;
+}
+const char *bench_workload_unit(bench_workload w)
+{
+    return workloads[w].unit;
+}
+bool bench_workload_higher_is_better(bench_workload w)
+{
+    return workloads[w].higher_is_better;
+}
 
 bool bench_figure_higher_is_better(const char *name)
 {
@@ -132,7 +141,7 @@ uint64_t bench_spin_calibrate(void)
 
 void bench_sleep_ms(int ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0) {
     }
 }
@@ -212,8 +221,8 @@ void bench_report_runs(const char *system, const char *workload, double *values,
     bench_report(system, workload, median, unit);
 }
 
-bool bench_repeat(const char *system, bench_workload w, const bench_params *p,
-                  bench_once_fn once, void *ctx)
+bool bench_repeat(const char *system, bench_workload w, const bench_params *p, bench_once_fn once,
+                  void *ctx)
 {
     double *values = malloc((size_t)p->repeat * sizeof *values);
     if (!values)
@@ -245,8 +254,14 @@ void bench_note(const char *fmt, ...)
     fflush(stdout);
 }
 
-size_t bench_figure_count(void) { return figure_count; }
-const bench_figure *bench_figure_at(size_t i) { return i < figure_count ? &figures[i] : NULL; }
+size_t bench_figure_count(void)
+{
+    return figure_count;
+}
+const bench_figure *bench_figure_at(size_t i)
+{
+    return i < figure_count ? &figures[i] : NULL;
+}
 
 const bench_figure *bench_figure_find(const char *system, const char *workload)
 {

@@ -26,8 +26,8 @@ struct job {
     batch *batch;
     intptr_t arg;
     intptr_t result;
-    size_t count;      /* map chunk: items from arg */
-    uint64_t *out;     /* map chunk: results */
+    size_t count;  /* map chunk: items from arg */
+    uint64_t *out; /* map chunk: results */
 };
 
 static void batch_init(batch *b, int jobs)
@@ -66,9 +66,18 @@ static void pool_func(gpointer data, gpointer user_data)
     }
 }
 
-static void job_identity(job *j) { j->result = j->arg; }
-static void job_cpu(job *j) { j->result = (intptr_t)bench_cpu_loop((int)j->arg); }
-static void job_sleep(job *j) { bench_sleep_ms((int)j->arg); }
+static void job_identity(job *j)
+{
+    j->result = j->arg;
+}
+static void job_cpu(job *j)
+{
+    j->result = (intptr_t)bench_cpu_loop((int)j->arg);
+}
+static void job_sleep(job *j)
+{
+    bench_sleep_ms((int)j->arg);
+}
 static void job_square_chunk(job *j)
 {
     for (size_t i = 0; i < j->count; i++) {
@@ -94,7 +103,7 @@ static void warm_up(GThreadPool *pool, int workers)
     size_t n = workers < 64 ? (size_t)workers : 64;
     batch b;
     for (size_t i = 0; i < n; i++)
-        jobs[i] = (job){.fn = job_sleep, .arg = 2};
+        jobs[i] = (job){ .fn = job_sleep, .arg = 2 };
     run_batch(pool, jobs, n, &b);
 }
 
@@ -116,7 +125,7 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
             break;
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
-            jobs[i] = (job){.fn = job_identity, .arg = (intptr_t)i};
+            jobs[i] = (job){ .fn = job_identity, .arg = (intptr_t)i };
         run_batch(pool, jobs, n, &b);
         uint64_t sum = 0;
         for (size_t i = 0; i < n; i++)
@@ -134,7 +143,7 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
             break;
         for (size_t i = 0; i < n; i++) {
             uint64_t t0 = bench_now_ns();
-            job j = {.fn = job_identity, .arg = (intptr_t)i};
+            job j = { .fn = job_identity, .arg = (intptr_t)i };
             run_batch(pool, &j, 1, &b);
             us[i] = (double)(bench_now_ns() - t0) / 1e3;
         }
@@ -151,7 +160,7 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
         uint64_t serial = bench_cpu_serial(p, &expect);
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
-            jobs[i] = (job){.fn = job_cpu, .arg = p->cpu_num};
+            jobs[i] = (job){ .fn = job_cpu, .arg = p->cpu_num };
         run_batch(pool, jobs, n, &b);
         uint64_t pooled = bench_now_ns() - t0;
         bool ok = true;
@@ -173,8 +182,10 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
         if (out) {
             for (size_t c = 0; c < chunks; c++) {
                 size_t start = c * cs;
-                jobs[c] = (job){.fn = job_square_chunk, .arg = (intptr_t)start,
-                                .count = start + cs <= n ? cs : n - start, .out = out + start};
+                jobs[c] = (job){ .fn = job_square_chunk,
+                                 .arg = (intptr_t)start,
+                                 .count = start + cs <= n ? cs : n - start,
+                                 .out = out + start };
             }
             run_batch(pool, jobs, chunks, &b);
             uint64_t sum = 0;
@@ -195,14 +206,14 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
             break;
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
-            jobs[i] = (job){.fn = job_sleep, .arg = p->sleep_ms};
+            jobs[i] = (job){ .fn = job_sleep, .arg = p->sleep_ms };
         run_batch(pool, jobs, n, &b);
         value = (double)(bench_now_ns() - t0) / 1e6;
         free(jobs);
         break;
     }
     case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
-    case BENCH_NESTED_FIB: /* not in its workloads (bench_peers.c) */
+    case BENCH_NESTED_FIB:     /* not in its workloads (bench_peers.c) */
     case BENCH_WORKLOAD_COUNT:
         break;
     }

@@ -22,20 +22,20 @@
 
 /* The state of one chain of round trips, on the loop thread only. */
 typedef struct chain {
-    size_t n, i;      /* round trips wanted, done */
-    double *us;       /* each one's time */
-    uint64_t t0;      /* when the current one was submitted */
+    size_t n, i; /* round trips wanted, done */
+    double *us;  /* each one's time */
+    uint64_t t0; /* when the current one was submitted */
     bool failed;
     cf_uv_bridge *bridge;
     cf_executor *ex;
-    uv_loop_t *loop;  /* libuv */
-    uv_work_t req;    /* libuv: the one request, reused */
+    uv_loop_t *loop; /* libuv */
+    uv_work_t req;   /* libuv: the one request, reused */
     intptr_t arg, result;
 } chain;
 
 static bool chain_init(chain *c, const bench_params *p)
 {
-    *c = (chain){.n = p->roundtrips};
+    *c = (chain){ .n = p->roundtrips };
     c->us = malloc(c->n * sizeof *c->us);
     return c->us != NULL;
 }
@@ -65,7 +65,10 @@ static double chain_median(chain *c)
 /* cfutures: cf_uv_run_in_executor on a thread pool                          */
 /* ------------------------------------------------------------------------ */
 
-static void *task_identity(void *arg) { return arg; }
+static void *task_identity(void *arg)
+{
+    return arg;
+}
 
 static void futures_submit_next(chain *c);
 
@@ -87,8 +90,8 @@ static void futures_done(cf_future *f, void *userdata)
 static void futures_submit_next(chain *c)
 {
     c->t0 = bench_now_ns();
-    if (!cf_uv_run_in_executor(c->bridge, c->ex, task_identity, (void *)(intptr_t)c->i, futures_done,
-                               c)) {
+    if (!cf_uv_run_in_executor(c->bridge, c->ex, task_identity, (void *)(intptr_t)c->i,
+                               futures_done, c)) {
         bench_note("%s: cf_uv_run_in_executor: %s", CF_SYSTEM, cf_strerror(cf_last_error()));
         c->failed = true;
     }
@@ -154,8 +157,15 @@ static void libuv_submit_next(chain *c)
         c->failed = true;
 }
 
-static void libuv_warm_work(uv_work_t *req) { (void)req; bench_sleep_ms(2); }
-static void libuv_warm_after(uv_work_t *req, int status) { (void)req, (void)status; }
+static void libuv_warm_work(uv_work_t *req)
+{
+    (void)req;
+    bench_sleep_ms(2);
+}
+static void libuv_warm_after(uv_work_t *req, int status)
+{
+    (void)req, (void)status;
+}
 
 static double libuv_run_once(uv_loop_t *loop, const bench_params *p)
 {
@@ -221,8 +231,14 @@ bool bench_loop_run(const bench_params *p, bool compare)
         char env[64], repeat[16];
         snprintf(env, sizeof env, "UV_THREADPOOL_SIZE=%d", p->workers);
         snprintf(repeat, sizeof repeat, "%d", p->repeat);
-        char *argv[] = {"/proc/self/exe", "--uv-child", "--workload", WORKLOAD, "--repeat",
-                        repeat, p->quick ? "--quick" : NULL, NULL};
+        char *argv[] = { "/proc/self/exe",
+                         "--uv-child",
+                         "--workload",
+                         WORKLOAD,
+                         "--repeat",
+                         repeat,
+                         p->quick ? "--quick" : NULL,
+                         NULL };
         int status = bench_run_child(argv, env);
         if (status != 0)
             bench_note("%s: %s: child cf-bench failed (status %d)", UV_SYSTEM, WORKLOAD, status);

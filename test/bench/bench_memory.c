@@ -44,7 +44,10 @@ static size_t proc_status_bytes(const char *field)
     return kib * 1024;
 }
 
-static void *task_identity(void *arg) { return arg; }
+static void *task_identity(void *arg)
+{
+    return arg;
+}
 
 static void *task_wait_gate(void *arg)
 {
@@ -177,7 +180,8 @@ static void measure_map(size_t n, size_t chunksize)
         args[i] = (void *)(uintptr_t)(i & 0xffff);
     atomic_store(&items_run, 0);
     size_t rss_before = proc_status_bytes("VmRSS");
-    cf_map_iter *it = cf_map(ex, task_count_square, args, n, &(cf_map_opts){.chunksize = chunksize});
+    cf_map_iter *it =
+        cf_map(ex, task_count_square, args, n, &(cf_map_opts){ .chunksize = chunksize });
     if (!it) {
         bench_note("%s: map memory: cf_map failed: %s", system, cf_err_name(cf_last_error()));
     } else {

@@ -134,10 +134,22 @@ bool bench_mpi_python_run(const bench_params *p, int workload)
         bench_note("python-mpi: mpi4py is not installed for %s: skipped", python);
         return false;
     }
-    char *argv[24] = { "env", "-i", path, home, "OMPI_ALLOW_RUN_AS_ROOT=1",
-                       "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "mpiexec", "-n", ranks,
-                       "--oversubscribe", (char *)python, "-m", "mpi4py.futures",
-                       CF_BENCH_PYBENCH_MPI, "--repeat", repeat };
+    char *argv[24] = { "env",
+                       "-i",
+                       path,
+                       home,
+                       "OMPI_ALLOW_RUN_AS_ROOT=1",
+                       "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+                       "mpiexec",
+                       "-n",
+                       ranks,
+                       "--oversubscribe",
+                       (char *)python,
+                       "-m",
+                       "mpi4py.futures",
+                       CF_BENCH_PYBENCH_MPI,
+                       "--repeat",
+                       repeat };
     int argc = 16;
     if (p->quick)
         argv[argc++] = "--quick";

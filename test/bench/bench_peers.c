@@ -31,29 +31,35 @@
 #endif
 
 static const bench_peer peers[] = {
-    {"glib-thread", false, BENCH_CLASSIC_FIVE, GLIB_RUN,
-     "glib-2.0 not found at build time (libglib2.0-dev)", NULL},
-    {"libuv-thread", false, BENCH_CLASSIC_FIVE, bench_uv_run, NULL, NULL},
-    {"tbb-thread", false,
-     BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |
-         BENCH_BIT(BENCH_MAP_CHUNKED) | BENCH_BIT(BENCH_NESTED_FIB),
-     TBB_RUN, "a C++ compiler or tbb not found at build time (g++, libtbb-dev)", NULL},
-    {"pthreadpool-thread", false, BENCH_BIT(BENCH_MAP_CHUNKED), PTHREADPOOL_RUN,
-     "pthreadpool not found at build time (libpthreadpool-dev)", NULL},
-    {"openmp-thread", false, BENCH_BIT(BENCH_MAP_CHUNKED), OPENMP_RUN,
-     "OpenMP not found at build time (gcc's libgomp, or libomp-dev for clang)", NULL},
+    { "glib-thread", false, BENCH_CLASSIC_FIVE, GLIB_RUN,
+      "glib-2.0 not found at build time (libglib2.0-dev)", NULL },
+    { "libuv-thread", false, BENCH_CLASSIC_FIVE, bench_uv_run, NULL, NULL },
+    { "tbb-thread", false,
+      BENCH_BIT(BENCH_EMPTY_THROUGHPUT) | BENCH_BIT(BENCH_ROUNDTRIP_LATENCY) |
+          BENCH_BIT(BENCH_MAP_CHUNKED) | BENCH_BIT(BENCH_NESTED_FIB),
+      TBB_RUN, "a C++ compiler or tbb not found at build time (g++, libtbb-dev)", NULL },
+    { "pthreadpool-thread", false, BENCH_BIT(BENCH_MAP_CHUNKED), PTHREADPOOL_RUN,
+      "pthreadpool not found at build time (libpthreadpool-dev)", NULL },
+    { "openmp-thread", false, BENCH_BIT(BENCH_MAP_CHUNKED), OPENMP_RUN,
+      "OpenMP not found at build time (gcc's libgomp, or libomp-dev for clang)", NULL },
     /* The floors: no executor, the transport alone. */
-    {"pipe-poll", true, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_pipe_poll_run, NULL,
-     "8-byte pipe ping-pong, 2 processes, non-blocking reads in a loop"},
-    {"pipe-block", true, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_pipe_block_run, NULL,
-     "8-byte pipe ping-pong, 2 processes, blocking reads"},
-    {"spin", false, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_spin_run, NULL,
-     "2 threads spinning on 2 shared cache lines"},
+    { "pipe-poll", true, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_pipe_poll_run, NULL,
+      "8-byte pipe ping-pong, 2 processes, non-blocking reads in a loop" },
+    { "pipe-block", true, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_pipe_block_run, NULL,
+      "8-byte pipe ping-pong, 2 processes, blocking reads" },
+    { "spin", false, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_spin_run, NULL,
+      "2 threads spinning on 2 shared cache lines" },
 };
 
-size_t bench_peer_count(void) { return sizeof peers / sizeof peers[0]; }
+size_t bench_peer_count(void)
+{
+    return sizeof peers / sizeof peers[0];
+}
 
-const bench_peer *bench_peer_at(size_t i) { return i < bench_peer_count() ? &peers[i] : NULL; }
+const bench_peer *bench_peer_at(size_t i)
+{
+    return i < bench_peer_count() ? &peers[i] : NULL;
+}
 
 const bench_peer *bench_peer_find(const char *system)
 {

@@ -19,9 +19,9 @@
 
 #define SIZES 4
 #define WORKER_COUNTS 3
-static const int size_us[SIZES] = {0, 1, 10, 100};
-static const char *const size_name[SIZES] = {"empty", "1us", "10us", "100us"};
-static const int worker_counts[WORKER_COUNTS] = {1, 2, 4};
+static const int size_us[SIZES] = { 0, 1, 10, 100 };
+static const char *const size_name[SIZES] = { "empty", "1us", "10us", "100us" };
+static const int worker_counts[WORKER_COUNTS] = { 1, 2, 4 };
 
 static void *task_spin(void *arg)
 {
@@ -31,7 +31,7 @@ static void *task_spin(void *arg)
 
 static size_t tasks_for(int size, bool quick)
 {
-    static const size_t full[SIZES] = {50000, 50000, 10000, 1000};
+    static const size_t full[SIZES] = { 50000, 50000, 10000, 1000 };
     return quick ? full[size] / 5 : full[size];
 }
 
@@ -182,8 +182,8 @@ void bench_sweep(const bench_params *p, bool want_thread, bool want_process)
         char name[48];
         snprintf(name, sizeof name, "sweep_%s_task", size_name[s]);
         size_t n = tasks_for(s, p->quick);
-        bench_report("serial", name, serial_seconds((uint64_t)size_us[s] * per_us, n) /
-                                         (double)n * 1e9, "ns/task");
+        bench_report("serial", name,
+                     serial_seconds((uint64_t)size_us[s] * per_us, n) / (double)n * 1e9, "ns/task");
     }
     cell cells[WORKER_COUNTS][SIZES];
     for (int k = 0; k < 2; k++) {

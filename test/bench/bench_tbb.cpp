@@ -19,7 +19,8 @@
 #include <exception>
 #include <vector>
 
-namespace {
+namespace
+{
 
 const char *const SYSTEM = "tbb-thread";
 
@@ -147,14 +148,19 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx) noexc
         return arena.execute([&]() -> double {
             warm_up(p->workers);
             switch (w) {
-            case BENCH_EMPTY_THROUGHPUT: return run_empty(p);
-            case BENCH_ROUNDTRIP_LATENCY: return run_roundtrip(p);
-            case BENCH_MAP_CHUNKED: return run_map(p);
-            case BENCH_NESTED_FIB: return run_fib(p, static_cast<fib_times *>(ctx));
+            case BENCH_EMPTY_THROUGHPUT:
+                return run_empty(p);
+            case BENCH_ROUNDTRIP_LATENCY:
+                return run_roundtrip(p);
+            case BENCH_MAP_CHUNKED:
+                return run_map(p);
+            case BENCH_NESTED_FIB:
+                return run_fib(p, static_cast<fib_times *>(ctx));
             case BENCH_CPU_SPEEDUP:       // not in its workloads (bench_peers.c)
             case BENCH_SLEEP_CONCURRENCY: // likewise
             case BENCH_LOOP_ROUNDTRIP:    // likewise
-            case BENCH_WORKLOAD_COUNT: break;
+            case BENCH_WORKLOAD_COUNT:
+                break;
             }
             return NAN;
         });
@@ -172,8 +178,8 @@ bool bench_tbb_run(bench_workload w, const bench_params *p)
         bench_note("%s nested_fib: one fib(%d) in %.1f us, %.1f us serially (medians)", SYSTEM,
                    p->fib_n, bench_median(times.pool_us.data(), times.pool_us.size()),
                    bench_median(times.serial_us.data(), times.serial_us.size()));
-        bench_report_runs(SYSTEM, "nested_fib_speedup", times.speedup.data(),
-                          times.speedup.size(), "x");
+        bench_report_runs(SYSTEM, "nested_fib_speedup", times.speedup.data(), times.speedup.size(),
+                          "x");
     }
     return ok;
 }

@@ -41,7 +41,10 @@ static void work_cpu(uv_work_t *req)
     request *r = (request *)req;
     r->result = (intptr_t)bench_cpu_loop((int)r->arg);
 }
-static void work_sleep(uv_work_t *req) { bench_sleep_ms((int)((request *)req)->arg); }
+static void work_sleep(uv_work_t *req)
+{
+    bench_sleep_ms((int)((request *)req)->arg);
+}
 static void work_square_chunk(uv_work_t *req)
 {
     request *r = (request *)req;
@@ -77,7 +80,7 @@ static void after_sum_chunk(uv_work_t *req, int status)
 static bool run_batch(uv_loop_t *loop, request *reqs, size_t n, uv_work_cb work,
                       uv_after_work_cb after, uint64_t *sum)
 {
-    collector c = {0, 0};
+    collector c = { 0, 0 };
     loop->data = &c;
     bool queued = true;
     for (size_t i = 0; queued && i < n; i++)
@@ -96,7 +99,7 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
     request warm[64];
     size_t nwarm = workers < 64 ? (size_t)workers : 64;
     for (size_t i = 0; i < nwarm; i++)
-        warm[i] = (request){.arg = 2};
+        warm[i] = (request){ .arg = 2 };
     if (!run_batch(loop, warm, nwarm, work_sleep, after_sum_result, NULL))
         return NAN;
 
@@ -109,7 +112,7 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
             break;
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
-            reqs[i] = (request){.arg = (intptr_t)i};
+            reqs[i] = (request){ .arg = (intptr_t)i };
         uint64_t sum = 0;
         bool ok = run_batch(loop, reqs, n, work_identity, after_sum_result, &sum);
         uint64_t dt = bench_now_ns() - t0;
@@ -126,7 +129,7 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
         size_t i = 0;
         for (; i < n; i++) {
             uint64_t t0 = bench_now_ns();
-            request r = {.arg = (intptr_t)i};
+            request r = { .arg = (intptr_t)i };
             if (!run_batch(loop, &r, 1, work_identity, after_sum_result, NULL))
                 break;
             us[i] = (double)(bench_now_ns() - t0) / 1e3;
@@ -145,7 +148,7 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
         uint64_t serial = bench_cpu_serial(p, &expect);
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
-            reqs[i] = (request){.arg = p->cpu_num};
+            reqs[i] = (request){ .arg = p->cpu_num };
         bool ok = run_batch(loop, reqs, n, work_cpu, after_sum_result, NULL);
         uint64_t pooled = bench_now_ns() - t0;
         for (size_t i = 0; ok && i < n; i++)
@@ -166,9 +169,9 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
         if (out) {
             for (size_t c = 0; c < chunks; c++) {
                 size_t start = c * cs;
-                reqs[c] = (request){.arg = (intptr_t)start,
-                                    .count = start + cs <= n ? cs : n - start,
-                                    .out = out + start};
+                reqs[c] = (request){ .arg = (intptr_t)start,
+                                     .count = start + cs <= n ? cs : n - start,
+                                     .out = out + start };
             }
             uint64_t sum = 0;
             bool ok = run_batch(loop, reqs, chunks, work_square_chunk, after_sum_chunk, &sum);
@@ -187,14 +190,14 @@ static double run_once(bench_workload w, const bench_params *p, void *ctx)
             break;
         uint64_t t0 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
-            reqs[i] = (request){.arg = p->sleep_ms};
+            reqs[i] = (request){ .arg = p->sleep_ms };
         if (run_batch(loop, reqs, n, work_sleep, after_sum_result, NULL))
             value = (double)(bench_now_ns() - t0) / 1e6;
         free(reqs);
         break;
     }
     case BENCH_LOOP_ROUNDTRIP: /* bench_loop.c */
-    case BENCH_NESTED_FIB: /* not in its workloads (bench_peers.c) */
+    case BENCH_NESTED_FIB:     /* not in its workloads (bench_peers.c) */
     case BENCH_WORKLOAD_COUNT:
         break;
     }
@@ -217,8 +220,14 @@ bool bench_uv_run(bench_workload w, const bench_params *p)
     char env[64], repeat[16];
     snprintf(env, sizeof env, "UV_THREADPOOL_SIZE=%d", workers);
     snprintf(repeat, sizeof repeat, "%d", p->repeat);
-    char *argv[] = {"/proc/self/exe", "--uv-child", "--workload", (char *)bench_workload_name(w),
-                    "--repeat", repeat, p->quick ? "--quick" : NULL, NULL};
+    char *argv[] = { "/proc/self/exe",
+                     "--uv-child",
+                     "--workload",
+                     (char *)bench_workload_name(w),
+                     "--repeat",
+                     repeat,
+                     p->quick ? "--quick" : NULL,
+                     NULL };
     int status = bench_run_child(argv, env);
     if (status != 0)
         bench_note("%s: %s: child cf-bench failed (status %d)", SYSTEM, bench_workload_name(w),

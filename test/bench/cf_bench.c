@@ -27,22 +27,21 @@ typedef struct options {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: cf-bench [--quick] [--repeat N] [--system thread|process|mpi]\n"
-            "                [--workload NAME] [--sweep] [--memory] [--compare]\n"
-            "  --quick          fewer iterations (what `meson test --benchmark` runs)\n"
-            "  --repeat N       each figure is the median of N runs (default 5)\n"
-            "  --system S       only cfutures' thread, process or MPI pool (mpi: spawned\n"
-            "                   ranks; run only when asked)\n"
-            "  --workload NAME  only empty_throughput, roundtrip_latency, cpu_speedup,\n"
-            "                   map_chunked, sleep_concurrency, nested_fib or\n"
-            "                   loop_roundtrip\n"
-            "  --sweep          task size x workers: per-task overhead and efficiency\n"
-            "  --memory         bytes per pending future (1,000,000 of them) and per\n"
-            "                   item of a chunked map (10,000,000 items)\n"
-            "  --compare        also Python and the peers (GLib, libuv, ... when built),\n"
-            "                   the sweep and memory, then a table of ratios to cfutures\n"
-            "                   and the targets\n");
+    fprintf(out, "usage: cf-bench [--quick] [--repeat N] [--system thread|process|mpi]\n"
+                 "                [--workload NAME] [--sweep] [--memory] [--compare]\n"
+                 "  --quick          fewer iterations (what `meson test --benchmark` runs)\n"
+                 "  --repeat N       each figure is the median of N runs (default 5)\n"
+                 "  --system S       only cfutures' thread, process or MPI pool (mpi: spawned\n"
+                 "                   ranks; run only when asked)\n"
+                 "  --workload NAME  only empty_throughput, roundtrip_latency, cpu_speedup,\n"
+                 "                   map_chunked, sleep_concurrency, nested_fib or\n"
+                 "                   loop_roundtrip\n"
+                 "  --sweep          task size x workers: per-task overhead and efficiency\n"
+                 "  --memory         bytes per pending future (1,000,000 of them) and per\n"
+                 "                   item of a chunked map (10,000,000 items)\n"
+                 "  --compare        also Python and the peers (GLib, libuv, ... when built),\n"
+                 "                   the sweep and memory, then a table of ratios to cfutures\n"
+                 "                   and the targets\n");
 }
 
 static int parse_workload(const char *name)
@@ -55,7 +54,7 @@ static int parse_workload(const char *name)
 
 static bool parse_options(int argc, char **argv, options *o)
 {
-    *o = (options){.thread = true, .process = true, .repeat = 5, .workload = -1};
+    *o = (options){ .thread = true, .process = true, .repeat = 5, .workload = -1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -103,7 +102,10 @@ static bool parse_options(int argc, char **argv, options *o)
 /* The side-by-side table                                                    */
 /* ------------------------------------------------------------------------ */
 
-static bool is_cfutures(const char *system) { return strncmp(system, "cfutures-", 9) == 0; }
+static bool is_cfutures(const char *system)
+{
+    return strncmp(system, "cfutures-", 9) == 0;
+}
 
 static bool is_floor(const char *system)
 {
@@ -140,8 +142,8 @@ static void print_table_row(const char *workload)
             if (!is_cfutures(f->system))
                 snprintf(better, sizeof better, "%.3g", hib ? 1 / q : q);
         }
-        printf("# %-22s %-18s %14.4g %-12s %8s %11s\n", f->workload, f->system, f->value,
-               f->unit, ratio, better);
+        printf("# %-22s %-18s %14.4g %-12s %8s %11s\n", f->workload, f->system, f->value, f->unit,
+               ratio, better);
     }
 }
 
@@ -174,9 +176,9 @@ static void print_floors(void)
 /* The rows of the side-by-side table: every workload, and the figures some
  * give beside their own. */
 static const char *const table_rows[] = {
-    "empty_throughput",      "roundtrip_latency",  "cpu_speedup",        "map_chunked",
-    "map_chunked_per_item",  "sleep_concurrency",  "loop_roundtrip",     "nested_fib",
-    "nested_fib_speedup",    "pending_future_memory", "map_chunked_memory",
+    "empty_throughput",     "roundtrip_latency",     "cpu_speedup",        "map_chunked",
+    "map_chunked_per_item", "sleep_concurrency",     "loop_roundtrip",     "nested_fib",
+    "nested_fib_speedup",   "pending_future_memory", "map_chunked_memory",
 };
 
 static void print_compare_table(void)
@@ -204,45 +206,46 @@ typedef struct target {
 } target;
 
 static const target targets[] = {
-    {"cfutures-thread", "empty_throughput", NULL, 3.5e6, true, ">= 3.5 M tasks/s", NULL},
-    {"cfutures-thread", "roundtrip_latency", NULL, 5, false, "<= 5 us", NULL},
-    {"cfutures-thread", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL},
-    {"cfutures-thread", "map_chunked", NULL, 1e9, true, ">= 1 G items/s", NULL},
-    {"cfutures-thread", "sleep_concurrency", NULL, 105, false, "<= 105 ms", NULL},
-    {"cfutures-thread", "empty_throughput", "glib-thread", 2, true, ">= 2 x GLib", NULL},
-    {"cfutures-thread", "empty_throughput", "python-thread", 50, true, ">= 50 x Python", NULL},
-    {"cfutures-thread", "roundtrip_latency", "glib-thread", 0.2, false, "<= 1/5 of GLib", NULL},
-    {"cfutures-thread", "pending_future_memory", NULL, 256, false, "<= 256 bytes/future", NULL},
-    {"cfutures-thread", "loop_roundtrip", "libuv", 0.5, false, "<= 1/2 of libuv", NULL},
+    { "cfutures-thread", "empty_throughput", NULL, 3.5e6, true, ">= 3.5 M tasks/s", NULL },
+    { "cfutures-thread", "roundtrip_latency", NULL, 5, false, "<= 5 us", NULL },
+    { "cfutures-thread", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL },
+    { "cfutures-thread", "map_chunked", NULL, 1e9, true, ">= 1 G items/s", NULL },
+    { "cfutures-thread", "sleep_concurrency", NULL, 105, false, "<= 105 ms", NULL },
+    { "cfutures-thread", "empty_throughput", "glib-thread", 2, true, ">= 2 x GLib", NULL },
+    { "cfutures-thread", "empty_throughput", "python-thread", 50, true, ">= 50 x Python", NULL },
+    { "cfutures-thread", "roundtrip_latency", "glib-thread", 0.2, false, "<= 1/5 of GLib", NULL },
+    { "cfutures-thread", "pending_future_memory", NULL, 256, false, "<= 256 bytes/future", NULL },
+    { "cfutures-thread", "loop_roundtrip", "libuv", 0.5, false, "<= 1/2 of libuv", NULL },
     /* issue 10: the parallel loop and the map at the peers' speed */
-    {"cfutures-thread", "map_chunked", "tbb-thread", 1, true, ">= TBB parallel_for", NULL},
-    {"cfutures-thread", "map_chunked", "pthreadpool-thread", 0.9, true, ">= 0.9 x pthreadpool", NULL},
-    {"cfutures-thread", "map_chunked_per_item", "glib-thread", 1, true, ">= GLib's hand loop",
-     "map_chunked"},
-    {"cfutures-thread", "map_chunked_memory", NULL, 24, false, "<= 24 bytes/item", NULL},
-    {"cfutures-process", "empty_throughput", NULL, 250e3, true, ">= 250 k tasks/s", NULL},
-    {"cfutures-process", "roundtrip_latency", NULL, 30, false, "<= 30 us", NULL},
-    {"cfutures-process", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL},
-    {"cfutures-process", "map_chunked", NULL, 100e6, true, ">= 100 M items/s", NULL},
-    {"cfutures-process", "empty_throughput", "python-process", 20, true, ">= 20 x Python", NULL},
-    {"cfutures-process", "roundtrip_latency", "python-process", 0.2, false, "<= 1/5 of Python", NULL},
-    {"cfutures-mpi", "empty_throughput", NULL, 1e6, true, ">= 1 M tasks/s", NULL},
-    {"cfutures-mpi", "roundtrip_latency", NULL, 5, false, "<= 5 us", NULL},
-    {"cfutures-mpi", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL},
-    {"cfutures-mpi", "empty_throughput", "python-mpi", 200, true, ">= 200 x mpi4py", NULL},
+    { "cfutures-thread", "map_chunked", "tbb-thread", 1, true, ">= TBB parallel_for", NULL },
+    { "cfutures-thread", "map_chunked", "pthreadpool-thread", 0.9, true, ">= 0.9 x pthreadpool",
+      NULL },
+    { "cfutures-thread", "map_chunked_per_item", "glib-thread", 1, true, ">= GLib's hand loop",
+      "map_chunked" },
+    { "cfutures-thread", "map_chunked_memory", NULL, 24, false, "<= 24 bytes/item", NULL },
+    { "cfutures-process", "empty_throughput", NULL, 250e3, true, ">= 250 k tasks/s", NULL },
+    { "cfutures-process", "roundtrip_latency", NULL, 30, false, "<= 30 us", NULL },
+    { "cfutures-process", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL },
+    { "cfutures-process", "map_chunked", NULL, 100e6, true, ">= 100 M items/s", NULL },
+    { "cfutures-process", "empty_throughput", "python-process", 20, true, ">= 20 x Python", NULL },
+    { "cfutures-process", "roundtrip_latency", "python-process", 0.2, false, "<= 1/5 of Python",
+      NULL },
+    { "cfutures-mpi", "empty_throughput", NULL, 1e6, true, ">= 1 M tasks/s", NULL },
+    { "cfutures-mpi", "roundtrip_latency", NULL, 5, false, "<= 5 us", NULL },
+    { "cfutures-mpi", "cpu_speedup", NULL, 1.9, true, ">= 1.9 x", NULL },
+    { "cfutures-mpi", "empty_throughput", "python-mpi", 200, true, ">= 200 x mpi4py", NULL },
 };
 
 static void print_targets(bool quick)
 {
     printf("#\n# targets%s\n", quick ? " (--quick figures: indicative only)" : "");
-    printf("# %-17s %-22s %-20s %12s  %s\n", "system", "workload", "target", "measured",
-           "verdict");
+    printf("# %-17s %-22s %-20s %12s  %s\n", "system", "workload", "target", "measured", "verdict");
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         const target *t = &targets[i];
         const bench_figure *f = bench_figure_find(t->system, t->workload);
         const bench_figure *v =
-            t->versus ? bench_figure_find(t->versus, t->versus_workload ? t->versus_workload
-                                                                        : t->workload)
+            t->versus ? bench_figure_find(t->versus,
+                                          t->versus_workload ? t->versus_workload : t->workload)
                       : NULL;
         if (!f || (t->versus && !v))
             continue;
@@ -271,12 +274,12 @@ typedef struct cpu_sample {
 
 static bool sample_cpu(cpu_sample *c)
 {
-    unsigned long long v[8] = {0};
+    unsigned long long v[8] = { 0 };
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
         return false;
-    int got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-                     &v[3], &v[4], &v[5], &v[6], &v[7]);
+    int got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                     &v[4], &v[5], &v[6], &v[7]);
     fclose(f);
     if (got < 5)
         return false;
@@ -292,7 +295,7 @@ static bool sample_cpu(cpu_sample *c)
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &children);
     c->own = 0;
-    const struct rusage *r[2] = {&self, &children};
+    const struct rusage *r[2] = { &self, &children };
     for (int i = 0; i < 2; i++)
         c->own += (double)r[i]->ru_utime.tv_sec + (double)r[i]->ru_utime.tv_usec / 1e6 +
                   (double)r[i]->ru_stime.tv_sec + (double)r[i]->ru_stime.tv_usec / 1e6;
@@ -493,7 +496,9 @@ int main(int argc, char **argv)
     }
     if (o.compare && (o.workload < 0 || (BENCH_CLASSIC_FIVE & BENCH_BIT(o.workload))))
         bench_python_run(&p, false, o.workload,
-                         o.thread && o.process ? NULL : o.thread ? "thread" : "process");
+                         o.thread && o.process ? NULL
+                         : o.thread            ? "thread"
+                                               : "process");
     if (o.sweep)
         bench_sweep(&p, o.thread, o.process);
     if (o.memory) {

@@ -13,8 +13,7 @@ int main(void)
     cf_mpi_pool_opts later = { .cf_reserved[0] = 1 };
     if (cf_mpi_pool_new(&later) != NULL || cf_last_error() != CF_ENOTSUP ||
         !strstr(cf_last_error_message(), "cf_mpi_pool_opts")) {
-        fprintf(stderr, "mpi_app: a reserved word was not refused: %s\n",
-                cf_last_error_message());
+        fprintf(stderr, "mpi_app: a reserved word was not refused: %s\n", cf_last_error_message());
         return 1;
     }
     printf("cfutures-mpi %s linked (rank deaths survivable here: %s)\n", cf_version_string(),

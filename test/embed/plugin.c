@@ -54,8 +54,7 @@ int plugin_run(int start_method)
         .start_method = (cf_start_method)start_method,
     });
     if (!ex) {
-        printf("plugin: no pool: %s (%s)\n", cf_err_name(cf_last_error()),
-               cf_last_error_message());
+        printf("plugin: no pool: %s (%s)\n", cf_err_name(cf_last_error()), cf_last_error_message());
         return 1;
     }
     int bad = 0;

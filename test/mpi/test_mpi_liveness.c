@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     memcpy(wrong, secret, sizeof wrong);
     wrong[5] ^= 1;
     int bad[4] = {
-        intruder(port, wrong, 1, sizeof wrong + 4),  /* wrong secret */
+        intruder(port, wrong, 1, sizeof wrong + 4),   /* wrong secret */
         intruder(port, secret, 0, sizeof secret + 4), /* the root's own rank */
         intruder(port, secret, 7, sizeof secret + 4), /* no such rank */
         intruder(port, secret, 1, 3),                 /* silent after 3 bytes */

@@ -171,9 +171,9 @@ static void test_map_wait_as_completed(void)
     size_t chunks[] = { 1, 3, 1000 };
     for (size_t c = 0; c < 3; c++) {
         for (int unordered = 0; unordered < 2; unordered++) {
-            cf_map_iter *it = cf_map(ex, square, args, N,
-                                     &(cf_map_opts){ .chunksize = chunks[c],
-                                                     .unordered = unordered });
+            cf_map_iter *it =
+                cf_map(ex, square, args, N,
+                       &(cf_map_opts){ .chunksize = chunks[c], .unordered = unordered });
             CHECK(it);
             bool seen[N] = { false };
             void *v;
@@ -390,8 +390,9 @@ static void test_parallel_for(void)
     CHECK(in && out);
     for (int i = 0; i < N; i++)
         in[i] = i - 17;
-    cf_parallel_opts o = { .grain = 333, .in = in, .in_size = sizeof *in,
-                           .out = out, .out_size = 2 * sizeof *out };
+    cf_parallel_opts o = {
+        .grain = 333, .in = in, .in_size = sizeof *in, .out = out, .out_size = 2 * sizeof *out
+    };
     int rc = cf_parallel_for(ex, N, scale_range, (void *)(intptr_t)3, &o);
     if (rc != 0)
         fprintf(stderr, "cf_parallel_for: %s: %s\n", cf_err_name(rc), cf_last_error_message());

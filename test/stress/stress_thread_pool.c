@@ -33,10 +33,10 @@
 enum { NOT_SUBMITTED, SUBMITTED };
 
 static cf_executor *ex;
-static atomic_int calls[TOTAL];     /* done-callbacks per item */
-static atomic_int outcome[TOTAL];   /* 1: finished with its value, 2: cancelled */
-static unsigned char state[TOTAL];  /* written by the item's submitting thread */
-static atomic_int ran[TOTAL];       /* the task body ran */
+static atomic_int calls[TOTAL];    /* done-callbacks per item */
+static atomic_int outcome[TOTAL];  /* 1: finished with its value, 2: cancelled */
+static unsigned char state[TOTAL]; /* written by the item's submitting thread */
+static atomic_int ran[TOTAL];      /* the task body ran */
 static atomic_long submitted_total;
 static long shutdown_at;
 static atomic_int shutdown_cancel;
@@ -130,8 +130,9 @@ static void run_round(int max_workers, long at, bool cancel)
     }
     CHECK_EQ(accepted, atomic_load(&submitted_total));
     CHECK(accepted >= (at < TOTAL ? at : TOTAL));
-    fprintf(stderr, "workers %d, shutdown after %ld (cancel %d): %ld accepted, %ld finished, "
-                    "%ld cancelled\n",
+    fprintf(stderr,
+            "workers %d, shutdown after %ld (cancel %d): %ld accepted, %ld finished, "
+            "%ld cancelled\n",
             max_workers, at, cancel, accepted, finished, cancelled);
 }
 

@@ -244,8 +244,6 @@ static size_t take_queued(cf__remote *r, cf__fqueue *local, size_t want)
  * the window. */
 static void place_tasks(cf__remote *r, cf__fqueue *local, size_t window)
 {
-    if (local->head || r->retry.head)
-        r->activity++; /* see run_loop */
     for (size_t level = 0; level < window; level++) {
         for (cf__rworker *w = r->workers; w; w = w->next) {
             if (w->inflight.n != level || level >= worker_limit(r, w, window))
@@ -253,6 +251,10 @@ static void place_tasks(cf__remote *r, cf__fqueue *local, size_t window)
             cf_future *f = next_task(r, local);
             if (!f)
                 return;
+            /* A task sent is activity (see run_loop); tasks that wait for
+             * a place are not, or a backlog behind busy workers would keep
+             * the manager polling for as long as the workers compute. */
+            r->activity++;
             send_task(r, w, f);
         }
     }

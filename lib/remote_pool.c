@@ -156,8 +156,8 @@ static void on_check(uv_check_t *c)
  * activity (a reply read, a task sent) the manager polls its loop for a
  * while before it blocks again, and a submit made while it polls does not
  * wake it (it sees the work in its next iteration). Once it stops polling it
- * looks at the queue once more under the lock, so that no submit that saw it
- * polling is left waiting. */
+ * hands out work once more, so that no submit that saw it polling is left
+ * waiting. */
 static void run_loop(cf__remote *r)
 {
     while (uv_run(&r->loop, UV_RUN_ONCE)) {
@@ -181,10 +181,18 @@ static void run_loop(cf__remote *r)
                 }
                 sched_yield(); /* a worker or the waiter may need this CPU */
             }
-            /* A submit pushes, then reads `polling`; we clear it, then look
-             * (both sequentially consistent): one of us sees the other. */
+            /* A submit pushes, then reads `polling`; we clear it, then hand
+             * out work once more, which looks at the inbox (sequentially
+             * consistent, with the fence): one of us sees the other. Poll on
+             * only if that pass sent something: tasks waiting for a place
+             * behind busy workers are no activity (polling for them would
+             * take a CPU from the workers for as long as they compute). */
             atomic_store_explicit(&r->polling, false, memory_order_seq_cst);
-            more = !cf__rqueue_empty(r);
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t before = r->activity;
+            if (!uv_run(&r->loop, UV_RUN_NOWAIT))
+                return;
+            more = r->activity != before;
         } while (more);
     }
 }

@@ -224,6 +224,8 @@ bool bench_mpi_python_run(const bench_params *p, int workload);
 /* The sweep (task size x workers, both pools) and the memory figure. */
 void bench_sweep(const bench_params *p, bool want_thread, bool want_process);
 void bench_memory(const bench_params *p, bool want_thread, bool want_process);
+/* --startup: a process pool's first result, per start method (bench_startup.c). */
+void bench_startup(const bench_params *p);
 
 #ifdef __cplusplus
 }

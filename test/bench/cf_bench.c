@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 typedef struct options {
-    bool quick, compare, sweep, memory;
+    bool quick, compare, sweep, memory, startup;
     bool thread, process, mpi; /* which cfutures pools (mpi: only when asked) */
     int repeat;
     int workload; /* -1: all */
@@ -28,7 +28,8 @@ typedef struct options {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: cf-bench [--quick] [--repeat N] [--system thread|process|mpi]\n"
-                 "                [--workload NAME] [--sweep] [--memory] [--compare]\n"
+                 "                [--workload NAME] [--sweep] [--memory] [--startup]\n"
+                 "                [--compare]\n"
                  "  --quick          fewer iterations (what `meson test --benchmark` runs)\n"
                  "  --repeat N       each figure is the median of N runs (default 5)\n"
                  "  --system S       only cfutures' thread, process or MPI pool (mpi: spawned\n"
@@ -39,9 +40,11 @@ static void usage(FILE *out)
                  "  --sweep          task size x workers: per-task overhead and efficiency\n"
                  "  --memory         bytes per pending future (1,000,000 of them) and per\n"
                  "                   item of a chunked map (10,000,000 items)\n"
+                 "  --startup        a process pool's first result per start method (exec,\n"
+                 "                   helper, fork): what starting a worker costs\n"
                  "  --compare        also Python and the peers (GLib, libuv, ... when built),\n"
-                 "                   the sweep and memory, then a table of ratios to cfutures\n"
-                 "                   and the targets\n");
+                 "                   the sweep, memory and startup, then a table of ratios to\n"
+                 "                   cfutures and the targets\n");
 }
 
 static int parse_workload(const char *name)
@@ -66,6 +69,8 @@ static bool parse_options(int argc, char **argv, options *o)
             o->sweep = true;
         else if (strcmp(a, "--memory") == 0)
             o->memory = true;
+        else if (strcmp(a, "--startup") == 0)
+            o->startup = true;
         else if (strcmp(a, "--uv-child") == 0)
             o->uv_child = true;
         else if (strcmp(a, "--repeat") == 0 && next) {
@@ -94,7 +99,7 @@ static bool parse_options(int argc, char **argv, options *o)
     }
     /* --compare is the whole picture, unless one workload was asked for. */
     if (o->compare && o->workload < 0)
-        o->sweep = o->memory = true;
+        o->sweep = o->memory = o->startup = true;
     return !o->uv_child || o->workload >= 0;
 }
 
@@ -501,6 +506,8 @@ int main(int argc, char **argv)
                                                : "process");
     if (o.sweep)
         bench_sweep(&p, o.thread, o.process);
+    if (o.startup && o.process)
+        bench_startup(&p);
     if (o.memory) {
         bench_memory(&p, o.thread, o.process);
         if (o.compare)

@@ -96,7 +96,13 @@ void bench_sleep_ms(int ms);
 /* Time and statistics                                                       */
 /* ------------------------------------------------------------------------ */
 
-uint64_t bench_now_ns(void);                   /* monotonic */
+uint64_t bench_now_ns(void); /* monotonic */
+/* map_chunked's output: one array of n items for every system, allocated and
+ * touched on the first call (call it before the clock starts), so that the
+ * figure is the loop's and not the kernel's page faults (a fresh 8 MB array
+ * per run costs about 1 ms of them, and glibc's malloc hands the first
+ * system fresh pages and the later ones reused ones). NULL: out of memory. */
+uint64_t *bench_out_array(size_t n);
 double bench_median(double *values, size_t n); /* sorts values */
 int bench_cpu_count(void);
 

@@ -229,23 +229,22 @@ static void range_square(void *ctx, const cf_range *r)
     }
 }
 
-/* cf_parallel_for into an out array (allocated in the timed part, as GLib's
- * and libuv's loops do), then the same sum. NAN with *unsupported set when
- * the executor has no parallel loop. */
+/* cf_parallel_for into the out array every system fills (bench_out_array),
+ * then the same sum. NAN with *unsupported set when the executor has no
+ * parallel loop. */
 static double run_loop(bool process, cf_executor *ex, const bench_params *p, bool *unsupported)
 {
     size_t n = p->map_items;
-    uint64_t t0 = bench_now_ns();
-    uint64_t *out = malloc(n * sizeof *out);
+    uint64_t *out = bench_out_array(n);
     if (!out)
         return NAN;
+    uint64_t t0 = bench_now_ns();
     cf_parallel_opts opts = { .grain = p->map_chunksize, .out = out, .out_size = sizeof *out };
     int rc = cf_parallel_for(ex, n, range_square, NULL, &opts);
     uint64_t sum = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         sum += out[i];
     uint64_t dt = bench_now_ns() - t0;
-    free(out);
     *unsupported = rc == CF_ENOTSUP;
     if (rc == 0 && sum == sum_of_squares(n))
         return (double)n / ((double)dt / 1e9);

@@ -46,6 +46,21 @@ bool bench_figure_higher_is_better(const char *name)
     return strcmp(name, "map_chunked_per_item") == 0 || strcmp(name, "nested_fib_speedup") == 0;
 }
 
+uint64_t *bench_out_array(size_t n)
+{
+    static uint64_t *out;
+    static size_t cap;
+    if (n > cap) {
+        free(out);
+        cap = 0;
+        if (!(out = malloc(n * sizeof *out)))
+            return NULL;
+        cap = n;
+    }
+    memset(out, 0xff, n * sizeof *out); /* every page touched; no result left from a run */
+    return out;
+}
+
 void bench_params_init(bench_params *p, bool quick, int repeat)
 {
     *p = (bench_params){

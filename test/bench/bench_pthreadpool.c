@@ -30,16 +30,15 @@ static void sleep_item(void *ctx, size_t i)
 static double run_map(pthreadpool_t pool, const bench_params *p)
 {
     size_t n = p->map_items;
-    uint64_t t0 = bench_now_ns();
-    uint64_t *out = malloc(n * sizeof *out);
+    uint64_t *out = bench_out_array(n);
     if (!out)
         return NAN;
+    uint64_t t0 = bench_now_ns();
     pthreadpool_parallelize_1d_tile_1d(pool, square_tile, out, n, p->map_chunksize, 0);
     uint64_t sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += out[i];
     uint64_t dt = bench_now_ns() - t0;
-    free(out);
     return sum == bench_square_sum(n) ? (double)n / ((double)dt / 1e9) : NAN;
 }
 

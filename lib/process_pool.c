@@ -171,6 +171,8 @@ static void drain(cf__rworker *w)
     }
 }
 
+static void kill_and_reap(int pidfd, int pid);
+
 static void on_exit_readable(uv_poll_t *h, int status, int events)
 {
     (void)events;
@@ -180,6 +182,8 @@ static void on_exit_readable(uv_poll_t *h, int status, int events)
     if (status == 0 && cf__spawn_wait(p->pidfd, &e) == CF_ETIMEDOUT)
         return; /* not ended after all */
     if (status != 0) {
+        /* It may live on: end it, or it stays unreaped. */
+        kill_and_reap(p->pidfd, (int)w->pid);
         e = (cf__worker_exit){ .signal = 0, .exit_status = -1 };
         snprintf(e.why, sizeof e.why, "worker lost: cannot watch its process (%s)",
                  strerror(-status));

@@ -118,7 +118,10 @@ int cf__remote_parallel_for(cf_executor *ex, cf__loop *loop)
         int status = cf_future_result(fs[c], CF_FOREVER, NULL);
         if (status == 0 && !take_output(loop, c, fs[c]))
             status = CF_EBROKEN;
-        if (status != 0 && status != CF_ECANCELLED && !stop) {
+        /* Once stopped, the cancels are ours; before, a cancelled chunk was
+         * cancelled by someone else (a shutdown with cancel_futures): the
+         * loop did not complete either. */
+        if (status != 0 && !stop) {
             record_failure(loop, fs[c], status);
             stop = true;
         }

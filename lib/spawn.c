@@ -126,6 +126,24 @@ static void reap(int pidfd)
         ;
 }
 
+/* The child's pidfd moved above 0-2 (it may have landed there when the
+ * program closed its standard descriptors): 0, or CF_ESYSTEM with why after
+ * the child was killed and reaped (nothing could watch it). */
+static int keep_pidfd(cf__spawn *s, pid_t pid, int pidfd, char *why, size_t cap)
+{
+    int fd = cf__fd_above_stdio(pidfd);
+    if (fd < 0) { /* pidfd is closed: the pid is ours to reap, nobody else's */
+        int err = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, __WALL);
+        snprintf(why, cap, "cannot keep the worker's pidfd above 0-2: %s", strerror(err));
+        return CF_ESYSTEM;
+    }
+    s->pid = pid;
+    s->pidfd = fd;
+    return 0;
+}
+
 static int spawn_exec(cf__spawn *s, char *why, size_t cap)
 {
     exec_plan plan = { .s = s, .fd_limit = fd_limit() };
@@ -171,9 +189,7 @@ static int spawn_exec(cf__spawn *s, char *why, size_t cap)
         snprintf(why, cap, "execve %s: %s", s->path, strerror(exec_errno));
         return CF_ESYSTEM;
     }
-    s->pid = pid;
-    s->pidfd = cf__fd_above_stdio(pidfd);
-    return 0;
+    return keep_pidfd(s, pid, pidfd, why, cap);
 }
 
 /* In the fork child: the descriptors as the top of the file says. */
@@ -216,9 +232,7 @@ static int spawn_fork(cf__spawn *s, char *why, size_t cap)
         snprintf(why, cap, "pidfd_open: %s", strerror(err));
         return CF_ESYSTEM;
     }
-    s->pid = pid;
-    s->pidfd = cf__fd_above_stdio(pidfd);
-    return 0;
+    return keep_pidfd(s, pid, pidfd, why, cap);
 }
 
 int cf__spawn_worker(cf__spawn *s, char *why, size_t cap)

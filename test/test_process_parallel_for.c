@@ -2,8 +2,8 @@
  * the caller), each item once, with its slice of `in` and the results back in
  * `out`; ctx travels as a value; a chunk that raises or whose worker dies
  * fails the loop (the pool goes on); slices over the message limit fail with
- * CF_ETOOBIG before anything runs; a shut-down pool and a done-callback of
- * the pool itself are refused.
+ * CF_ETOOBIG before anything runs; chunks cancelled by a shutdown fail the
+ * loop; a shut-down pool and a done-callback of the pool itself are refused.
  * SPDX-License-Identifier: MIT */
 #include <cfutures.h>
 
@@ -187,6 +187,47 @@ static void test_too_big(void)
     cf_executor_free(ex);
 }
 
+/* Another thread shuts the pool down with cancel_futures while the loop
+ * runs: the chunks that never ran fail it (CF_ECANCELLED), it does not
+ * return 0 with part of out unfilled. */
+static void gate_first_chunk(void *ctx, const cf_range *r)
+{
+    (void)ctx;
+    if (r->begin == 0) {
+        report_started();
+        pass_gate();
+    }
+    uint32_t *out = r->out;
+    for (size_t i = r->begin; i < r->end; i++)
+        out[i - r->begin] = 1;
+}
+
+static cf_executor *cancel_pool;
+static int cancel_rc;
+static uint32_t cancel_out[16];
+
+static void *loop_to_cancel(void *arg)
+{
+    (void)arg;
+    cf_parallel_opts o = { .grain = 1, .out = cancel_out, .out_size = sizeof cancel_out[0] };
+    cancel_rc = cf_parallel_for(cancel_pool, 16, gate_first_chunk, NULL, &o);
+    return NULL;
+}
+
+static void test_cancelled_by_shutdown(void)
+{
+    cancel_pool = pool(1);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, loop_to_cancel, NULL), 0);
+    wait_started(); /* chunk 0 runs; most of the others wait in the queue */
+    CHECK_EQ(cf_executor_shutdown(cancel_pool, false, true), 0);
+    open_gate(1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(cancel_rc, CF_ECANCELLED);
+    CHECK_EQ(cancel_out[0], 1u);
+    cf_executor_free(cancel_pool);
+}
+
 static void test_shut_down(void)
 {
     cf_executor *ex = pool(1);
@@ -239,6 +280,7 @@ int main(void)
     RUN(test_out_of_order);
     RUN(test_failure);
     RUN(test_too_big);
+    RUN(test_cancelled_by_shutdown);
     RUN(test_shut_down);
     RUN(test_in_done_callback);
     fprintf(stderr, "test_process_parallel_for: all passed\n");

@@ -13,7 +13,8 @@
  * - Status: 0 is success, failures are negative CF_E* codes (cf_strerror names them).
  * - Functions returning a pointer return NULL on failure; cf_last_error() then
  *   gives the code (per thread, like errno).
- * - Timeouts are double seconds: CF_FOREVER (negative) waits without limit, 0 polls.
+ * - Timeouts are double seconds: CF_FOREVER (negative) waits without limit, 0 polls;
+ *   NaN is refused with CF_EINVAL.
  * - Every destructor (cf_future_unref, cf_executor_free, cf_map_free,
  *   cf_as_completed_free, cf_completion_queue_free) accepts NULL.
  * - Every function is thread-safe unless its comment says otherwise: futures and
@@ -212,7 +213,7 @@ CF_API bool cf_future_done(cf_future *f);
  * @retval CF_ECANCELLED the future was cancelled
  * @retval CF_ETASK      the task failed (cf_raise): cf_future_exception says how
  * @retval CF_EBROKEN    the executor broke, or the worker running the task died
- * @retval CF_EINVAL     f is NULL
+ * @retval CF_EINVAL     f is NULL, or timeout is NaN
  * @retval CF_ESYSTEM    a mutex or condition variable could not be made to block on
  *
  * `value` may be NULL to just wait. `*value` is set only on success. Blocks. */
@@ -222,7 +223,7 @@ CF_API size_t cf_future_result_size(cf_future *f);
 /** Wait up to `timeout` for the outcome. Returns 0 when the future finished:
  * `*exc` is NULL on success, else the exception (owned by the future, valid as
  * long as it lives). Returns CF_ETIMEDOUT, CF_ECANCELLED, CF_EINVAL (NULL f
- * or exc) or CF_ESYSTEM. Blocks. */
+ * or exc, NaN timeout) or CF_ESYSTEM. Blocks. */
 CF_API int cf_future_exception(cf_future *f, double timeout, const cf_exception **exc);
 /** Call cb(f, userdata) once the future is done (finished or cancelled): in the
  * thread that completes it (a thread pool's worker, a process pool's manager
@@ -436,8 +437,12 @@ typedef struct cf_executor_stats {
  * while work goes on, each exact for the moment it was read. Costs the
  * executor's hot path nothing (each worker keeps its own counts; this sums
  * them) and never blocks on tasks: it walks the queue of pending work under
- * the queue's lock, so its cost grows with what is pending. Returns 0,
- * CF_EINVAL (NULL ex or out), or CF_EBROKEN on a fork() child's copy. */
+ * the queue's lock, so its cost grows with what is pending. The tasks
+ * counted are the program's: its submits and its maps' chunks; a
+ * cf_parallel_for counts one task per chunk on a process or MPI pool (each
+ * is one), and none on a thread pool (its helpers are the pool's own).
+ * Returns 0, CF_EINVAL (NULL ex or out), or CF_EBROKEN on a fork() child's
+ * copy. */
 CF_API int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out);
 
 /** @} */
@@ -458,7 +463,8 @@ typedef enum { CF_ALL_COMPLETED, CF_FIRST_COMPLETED, CF_FIRST_EXCEPTION } cf_ret
  * futures come first and returns how many are done (>= 0); a timeout is not an
  * error, it returns early. FIRST_EXCEPTION returns when a future finishes with
  * an exception (not a cancel), else when all are done. Futures from different
- * executors mix. Returns CF_EINVAL (fs NULL with n > 0, a NULL entry, bad when),
+ * executors mix. Returns CF_EINVAL (fs NULL with n > 0, a NULL entry, bad when,
+ * NaN timeout),
  * CF_ENOMEM or CF_ESYSTEM. A cancelled future counts as done at once (as
  * Python's documentation says), before any worker notices the cancel. Blocks. */
 CF_API int cf_wait(cf_future **fs, size_t n, double timeout, cf_return_when when);
@@ -469,8 +475,8 @@ CF_API int cf_wait(cf_future **fs, size_t n, double timeout, cf_return_when when
 typedef struct cf_as_completed cf_as_completed;
 /** Iterate over fs as they complete: the futures already done first, then each
  * as it completes; each distinct future once. The timeout counts from this
- * call. The iterator holds its own references. NULL with CF_EINVAL, CF_ENOMEM
- * or CF_ESYSTEM. */
+ * call. The iterator holds its own references. NULL with CF_EINVAL (also for a
+ * NaN timeout), CF_ENOMEM or CF_ESYSTEM. */
 CF_API cf_as_completed *cf_as_completed_new(cf_future *const *fs, size_t n, double timeout);
 /** 1: `*f` is a done future (borrowed; valid while the iterator lives), 0: all
  * yielded, CF_ETIMEDOUT: the deadline passed with futures still pending (a
@@ -516,7 +522,9 @@ typedef struct cf_map_iter cf_map_iter;
  * cf_last_error(): CF_EINVAL (NULL ex or fn, args NULL with n > 0, negative
  * timeout, arg_size with NULL args[i]), CF_ENOTSUP (a non-zero cf_reserved
  * word: an option this libcfutures does not know), CF_ESHUTDOWN, CF_EBROKEN,
- * CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks. */
+ * CF_ENOMEM, CF_ETOOBIG, CF_ESYSTEM. Does not block on tasks, except when
+ * a submit fails on a thread pool: then, as cf_map_free does, it waits for
+ * the tasks it started that are running already (they read the array). */
 CF_API cf_map_iter *cf_map(cf_executor *ex, cf_fn fn, void *const *args, size_t n,
                            const cf_map_opts *opts);
 /** @name Map over a generator

@@ -4,7 +4,7 @@
 
 uint64_t cf__deadline(double timeout)
 {
-    if (timeout < 0)
+    if (!(timeout >= 0)) /* negative: forever; NaN too (callers refuse it first) */
         return CF__NO_DEADLINE;
     uint64_t now = uv_hrtime();
     double ns = timeout * 1e9;

@@ -35,7 +35,8 @@ struct cf__completion {
 /* The core                                                                  */
 /* ------------------------------------------------------------------------ */
 
-int cf__completions_init(cf__completions *c, void (*signal)(cf__completions *c, bool ready))
+int cf__completions_init(cf__completions *c, void (*signal)(cf__completions *c, bool ready),
+                         void (*attached)(cf__completions *c))
 {
     memset(c, 0, sizeof *c);
     if (uv_mutex_init(&c->lock) != 0)
@@ -43,6 +44,7 @@ int cf__completions_init(cf__completions *c, void (*signal)(cf__completions *c, 
     c->ready_tail = &c->ready;
     atomic_init(&c->closed, false);
     c->signal = signal;
+    c->attached = attached;
     return 0;
 }
 
@@ -108,16 +110,25 @@ void cf__completions_attach(cf__completions *c, cf__completion *e, cf_future *f,
     e->userdata = userdata;
     /* On the pending list before it listens: the notify may come at once. */
     uv_mutex_lock(&c->lock);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        uv_mutex_unlock(&c->lock);
+        entry_drop(e);
+        return;
+    }
     e->prev = NULL;
     e->next = c->pending;
     if (e->next)
         e->next->prev = e;
     c->pending = e;
     c->outstanding++;
+    if (c->attached)
+        c->attached(c);
     uv_mutex_unlock(&c->lock);
     if (!cf__future_listen(f, &e->listener)) { /* already done */
         uv_mutex_lock(&c->lock);
-        make_ready_locked(c, e);
+        /* Closed meanwhile: close took e off the pending list, and drops it. */
+        if (!atomic_load_explicit(&c->closed, memory_order_relaxed))
+            make_ready_locked(c, e);
         uv_mutex_unlock(&c->lock);
     }
 }
@@ -243,7 +254,7 @@ cf_completion_queue *cf_completion_queue_new(void)
         cf__free(q);
         return cf__fail_msg(CF_ESYSTEM, "eventfd: %s", strerror(err));
     }
-    if (cf__completions_init(&q->core, queue_signal) != 0) {
+    if (cf__completions_init(&q->core, queue_signal, NULL) != 0) {
         close(q->fd);
         cf__free(q);
         return cf__fail_msg(CF_ESYSTEM, "the completion queue's mutex could not be made");

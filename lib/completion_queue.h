@@ -32,10 +32,16 @@ struct cf__completions {
      * runs in the completing thread (under that future's lock) or in add and
      * dispatch. Never called once cf__completions_close has begun. */
     void (*signal)(cf__completions *c, bool ready);
+    /* Or NULL. Called with the lock held when attach has put an entry on
+     * the pending list, before its future can make it ready: what the owner
+     * does here cannot race with a callback that closes the core. Never
+     * called once cf__completions_close has begun. */
+    void (*attached)(cf__completions *c);
 };
 
-/* 0, or CF_ESYSTEM when the mutex cannot be made. */
-int cf__completions_init(cf__completions *c, void (*signal)(cf__completions *c, bool ready));
+/* 0, or CF_ESYSTEM when the mutex cannot be made. attached may be NULL. */
+int cf__completions_init(cf__completions *c, void (*signal)(cf__completions *c, bool ready),
+                         void (*attached)(cf__completions *c));
 /* Free the mutex (after close). */
 void cf__completions_destroy(cf__completions *c);
 
@@ -44,7 +50,8 @@ cf__completion *cf__completion_new(void);
 /* Free an entry that was never attached (NULL-safe). */
 void cf__completion_discard(cf__completion *e);
 /* Queue cb(f, userdata) for the dispatch after f is done; takes e and a
- * reference to f. Never fails; never runs cb. */
+ * reference to f. Never fails; never runs cb. On a core closed meanwhile
+ * (by a callback on another thread) the entry is dropped. */
 void cf__completions_attach(cf__completions *c, cf__completion *e, cf_future *f, cf_done_fn cb,
                             void *userdata);
 /* new + attach: 0, CF_EINVAL (NULL f or cb) or CF_ENOMEM. */

@@ -39,6 +39,10 @@ static void after_fork_child(void)
         close(fds[i]);
     nfds = 0;
     atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+    /* The copied pools have no threads here: a task or callback that forked
+     * is no longer one of theirs (its waits would run their queues). */
+    cf__thread_pool_forget_worker();
+    cf__remote_forget_manager();
     pthread_mutex_unlock(&fd_lock);
 }
 

@@ -491,7 +491,7 @@ int cf__future_wait_done(cf_future *f, uint64_t deadline)
 
 int cf_future_result(cf_future *f, double timeout, void **value)
 {
-    if (!f)
+    if (!f || timeout != timeout) /* NaN */
         return CF_EINVAL;
     int rc = cf__future_wait_done(f, cf__deadline(timeout));
     if (rc != 0)
@@ -514,7 +514,7 @@ size_t cf_future_result_size(cf_future *f)
 
 int cf_future_exception(cf_future *f, double timeout, const cf_exception **exc)
 {
-    if (!f || !exc)
+    if (!f || !exc || timeout != timeout) /* NaN */
         return CF_EINVAL;
     int rc = cf__future_wait_done(f, cf__deadline(timeout));
     if (rc != 0)

@@ -309,6 +309,12 @@ static inline bool cf__wait_helps(const cf_future *f)
     return pool && f->spin_wait == CF__SPIN_PAUSE && f->backend_id == (uintptr_t)pool;
 }
 
+/* In a fork() child: the forking thread is no worker of a pool any more
+ * (fork.c): its waits must not run the parent's copied queue. */
+void cf__thread_pool_forget_worker(void);
+/* The same for a process pool's manager thread (remote_pool.c). */
+void cf__remote_forget_manager(void);
+
 /* In a worker of a thread pool: run the newest of the pool's queued tasks;
  * false when none is queued. */
 bool cf__help_once(void);

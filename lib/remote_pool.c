@@ -22,6 +22,11 @@
 
 static _Thread_local cf__remote *manager_of; /* set in the manager thread */
 
+void cf__remote_forget_manager(void)
+{
+    manager_of = NULL;
+}
+
 bool cf__remote_on_manager(const cf__remote *r)
 {
     return manager_of == r;

@@ -66,6 +66,7 @@
 #define THREAD_NAME_MAX 15          /* Linux: 16 bytes with the NUL */
 #define SPIN_NS 30000u              /* how long an idle worker polls before parking */
 #define LOOP_LINGER_NS 1000000u     /* ...and after a parallel loop (see spin_for_work) */
+#define DEQUE_SLOTS_MAX 1024        /* workers beyond these submit to the inbox */
 #define INBOX_CLOSED ((uintptr_t)1) /* low bit of inbox: no more pushes */
 #define HELP_PAUSE_NS 2000u         /* a waiting task with nothing to run busy-waits... */
 #define HELP_SPIN_NS 50000u         /* ...then yields the CPU until this much has passed */
@@ -120,9 +121,10 @@ typedef struct thread_pool {
     _Atomic(cf_future *) fifo;        /* FIFO, changed under pop_lock */
     cf_future *fifo_tail;             /* under pop_lock */
 
-    /* Workers' deques: max_workers slots, each set once by its worker. */
+    /* Workers' deques: deque_slots slots, each set once by its worker. */
     alignas(64) struct worker_deque *_Atomic *deques;
-    atomic_int ndeques; /* slots claimed */
+    atomic_int ndeques; /* slots claimed, never more than deque_slots */
+    int deque_slots;    /* min(max_workers, DEQUE_SLOTS_MAX) */
 } thread_pool;
 
 /* A worker's queue of the tasks its own tasks submit: it pushes and takes at
@@ -162,6 +164,13 @@ typedef struct worker_stats {
 
 static _Thread_local worker_stats *my_stats __attribute__((tls_model("initial-exec")));
 
+void cf__thread_pool_forget_worker(void)
+{
+    cf__worker_pool = NULL;
+    my_deque = NULL;
+    my_stats = NULL;
+}
+
 static void bump(atomic_ullong *counter)
 {
     atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
@@ -173,6 +182,15 @@ static void add_running(worker_stats *ws, size_t delta)
     atomic_store_explicit(&ws->running,
                           atomic_load_explicit(&ws->running, memory_order_relaxed) + delta,
                           memory_order_relaxed);
+}
+
+static void *loop_helper(void *loop);
+
+/* cf_parallel_for's helpers are the pool's own tasks, not the program's:
+ * the statistics leave them out. (Ask before the call is cleared.) */
+static bool counted(const cf_future *f)
+{
+    return !(f->call.count == 0 && f->call.fn == loop_helper);
 }
 
 static bool is_worker_of(const thread_pool *pool)
@@ -647,14 +665,17 @@ static void count_done(worker_stats *ws, bool failed)
 static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
 {
     worker_stats *ws = my_stats;
+    bool count = counted(f);
     if (cf_future_set_running_or_notify_cancel(f)) {
         cf__call *call = &f->call;
-        add_running(ws, 1);
+        if (count)
+            add_running(ws, 1);
         if (call->count == 0) {
             cf__outcome out;
             cf__run_call(call->fn, call->arg, &out);
             cf__call_clear(call);
-            count_done(ws, out.status != 0);
+            if (count)
+                count_done(ws, out.status != 0);
             become_idle(pool, idle_state);
             cf__future_set_outcome(f, &out);
         } else {
@@ -669,7 +690,8 @@ static void run_future(thread_pool *pool, cf_future *f, worker_idle *idle_state)
         }
     } else {
         cf__call_clear(&f->call); /* cancelled before it started */
-        bump(&ws->cancelled);
+        if (count)
+            bump(&ws->cancelled);
     }
     drop_future(f);
 }
@@ -684,8 +706,9 @@ static void pool_break(thread_pool *pool)
     while (f) {
         cf_future *next = f->queue_next;
         f->queue_next = NULL;
+        if (counted(f))
+            atomic_fetch_add_explicit(&pool->failed_unrun, 1, memory_order_relaxed);
         cf__call_clear(&f->call);
-        atomic_fetch_add_explicit(&pool->failed_unrun, 1, memory_order_relaxed);
         cf__future_set_failure(f, CF_EBROKEN, CF_EBROKEN, broken_message, 0, -1);
         drop_future(f);
         f = next;
@@ -732,11 +755,16 @@ static void worker_loop(thread_pool *pool)
     }
 }
 
-/* Claim a deque slot (one per thread started: within max_workers) and fill
- * it; without memory for it, this worker's tasks submit to the inbox. */
+/* Claim a deque slot (one per thread started) and fill it; without a slot
+ * left or memory for it, this worker's tasks submit to the inbox. */
 static void make_deque(thread_pool *pool)
 {
-    int slot = atomic_fetch_add_explicit(&pool->ndeques, 1, memory_order_acq_rel);
+    int slot = atomic_load_explicit(&pool->ndeques, memory_order_relaxed);
+    do {
+        if (slot >= pool->deque_slots)
+            return;
+    } while (!atomic_compare_exchange_weak_explicit(&pool->ndeques, &slot, slot + 1,
+                                                    memory_order_acq_rel, memory_order_relaxed));
     worker_deque *d = cf__aligned_calloc(sizeof *d, alignof(worker_deque));
     if (d)
         atomic_store_explicit(&pool->deques[slot], d, memory_order_release);
@@ -923,10 +951,13 @@ static int grow(thread_pool *pool, cf_future *f)
         return 0; /* the running workers will get to it */
     uintptr_t head = (uintptr_t)f;
     uintptr_t rest = (uintptr_t)f->queue_next;
-    /* Only shutdown's close may have changed the inbox: keep its bit. */
+    /* Only shutdown's close may have changed the inbox: keep its bit. Under
+     * pop_lock, as every removal: the statistics walk the inbox under it. */
+    pop_lock(pool);
     while (!atomic_compare_exchange_weak_explicit(&pool->inbox, &head, rest | (head & INBOX_CLOSED),
                                                   memory_order_seq_cst, memory_order_relaxed))
         ;
+    pop_unlock(pool);
     f->queue_next = NULL;
     return rc;
 }
@@ -976,11 +1007,12 @@ static int thread_pool_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
         while (f) {
             cf_future *next = f->queue_next;
             f->queue_next = NULL;
-            cf__call_clear(&f->call);
             /* Queued, so pending or cancelled already: the cancel holds.
              * Counted first, so that whoever sees it cancelled sees it
              * counted. */
-            atomic_fetch_add_explicit(&pool->cancelled_unrun, 1, memory_order_relaxed);
+            if (counted(f))
+                atomic_fetch_add_explicit(&pool->cancelled_unrun, 1, memory_order_relaxed);
+            cf__call_clear(&f->call);
             cf_future_cancel(f);
             drop_future(f);
             f = next;
@@ -1142,6 +1174,8 @@ static int thread_pool_parallel_for(cf_executor *ex, cf__loop *loop)
 static void count_list(cf_future *f, size_t *pending, size_t *cancelled)
 {
     for (; f; f = f->queue_next) {
+        if (!counted(f))
+            continue;
         if (cf_future_cancelled(f))
             (*cancelled)++;
         else
@@ -1249,7 +1283,10 @@ cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts)
     pool->name_prefix = o.thread_name_prefix && *o.thread_name_prefix
                             ? cf__strdup(o.thread_name_prefix)
                             : default_prefix();
-    pool->deques = cf__calloc((size_t)pool->max_workers, sizeof *pool->deques);
+    /* max_workers is a bound, not a cost (as in Python): the table is not
+     * sized by it beyond DEQUE_SLOTS_MAX. */
+    pool->deque_slots = pool->max_workers < DEQUE_SLOTS_MAX ? pool->max_workers : DEQUE_SLOTS_MAX;
+    pool->deques = cf__calloc((size_t)pool->deque_slots, sizeof *pool->deques);
     if (!pool->name_prefix || !pool->deques) {
         cf__free(pool->name_prefix);
         cf__free((void *)pool->deques);

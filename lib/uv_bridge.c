@@ -52,6 +52,17 @@ static void bridge_signal(cf__completions *c, bool ready)
     atomic_store_explicit(&b->woken, true, memory_order_release);
 }
 
+/* Under the core's lock, when an entry was added: from another thread, wake
+ * the loop, whose on_async takes the loop's reference. Here, not after the
+ * add: once the entry is in, a callback may close the bridge and free it. */
+static void bridge_attached(cf__completions *c)
+{
+    cf_uv_bridge *b = (cf_uv_bridge *)c;
+    uv_thread_t self = uv_thread_self();
+    if (!uv_thread_equal(&self, &b->loop_thread))
+        uv_async_send(&b->async);
+}
+
 /* On the loop's thread: keep the loop alive exactly while work is outstanding. */
 static void settle_ref(cf_uv_bridge *b)
 {
@@ -133,7 +144,7 @@ cf_uv_bridge *cf_uv_bridge_new(uv_loop_t *loop)
     cf_uv_bridge *b = cf__malloc(sizeof *b);
     if (!b)
         return cf__fail(CF_ENOMEM);
-    if (cf__completions_init(&b->core, bridge_signal) != 0) {
+    if (cf__completions_init(&b->core, bridge_signal, bridge_attached) != 0) {
         cf__free(b);
         return cf__fail_msg(CF_ESYSTEM, "the bridge's mutex could not be made");
     }
@@ -162,12 +173,13 @@ cf_uv_bridge *cf_uv_bridge_new(uv_loop_t *loop)
 
 static void attach(cf_uv_bridge *b, cf__completion *e, cf_future *f, cf_done_fn cb, void *userdata)
 {
-    cf__completions_attach(&b->core, e, f, cb, userdata);
     uv_thread_t self = uv_thread_self();
-    if (uv_thread_equal(&self, &b->loop_thread))
-        uv_ref((uv_handle_t *)&b->async);
-    else
-        uv_async_send(&b->async); /* on_async takes the reference */
+    bool on_loop = uv_thread_equal(&self, &b->loop_thread);
+    /* From another thread, attach wakes the loop (bridge_attached), and b is
+     * not ours to touch afterwards: a callback may have closed it. */
+    cf__completions_attach(&b->core, e, f, cb, userdata);
+    if (on_loop && !atomic_load_explicit(&b->core.closed, memory_order_relaxed))
+        uv_ref((uv_handle_t *)&b->async); /* only this thread closes the bridge */
 }
 
 int cf_uv_add_done_callback(cf_uv_bridge *b, cf_future *f, cf_done_fn cb, void *userdata)

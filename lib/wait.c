@@ -122,7 +122,7 @@ static int wait_blocking(cf_future **fs, size_t n, uint64_t deadline, cf_return_
 
 int cf_wait(cf_future **fs, size_t n, double timeout, cf_return_when when)
 {
-    if ((!fs && n > 0) ||
+    if ((!fs && n > 0) || timeout != timeout /* NaN */ ||
         (when != CF_ALL_COMPLETED && when != CF_FIRST_COMPLETED && when != CF_FIRST_EXCEPTION))
         return CF_EINVAL;
     for (size_t i = 0; i < n; i++)
@@ -241,7 +241,7 @@ static void ac_watch_all(cf_as_completed *it)
 
 cf_as_completed *cf_as_completed_new(cf_future *const *fs, size_t n, double timeout)
 {
-    if (!fs && n > 0)
+    if ((!fs && n > 0) || timeout != timeout) /* NaN */
         return cf__fail(CF_EINVAL);
     for (size_t i = 0; i < n; i++)
         if (!fs[i])

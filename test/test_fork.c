@@ -2,7 +2,8 @@
  * its threads or workers: every call on it fails with CF_EBROKEN and a
  * message that says why, cf_executor_free returns at once without touching
  * the parent's threads or workers, and the parent's pool goes on (and frees)
- * while the child lives. The child can make executors of its own.
+ * while the child lives. The child can make executors of its own. A task
+ * that forks leaves a child that is no worker of the pool.
  * SPDX-License-Identifier: MIT */
 #include <cfutures.h>
 
@@ -87,10 +88,54 @@ static void test_fork_process_pool(void)
     check_fork(cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 2 }), true);
 }
 
+/* A task of a one-worker thread pool forks while another task waits in the
+ * queue behind it: in the child, a wait for that task must not run it from
+ * the copied queue (the child's copy completes nothing), however the
+ * forking thread was a worker of the pool. */
+static cf_future *queued_behind;
+static int go_fork[2];
+
+static void *fork_and_wait(void *arg)
+{
+    (void)arg;
+    char c;
+    if (read(go_fork[0], &c, 1) != 1) /* queued_behind is set */
+        return cf_raise(1, "read");
+    pid_t pid = fork();
+    if (pid == 0) {
+        int rc = cf_future_result(queued_behind, 0.05, NULL);
+        _exit(rc == CF_ETIMEDOUT && !cf_future_done(queued_behind) ? 0 : 10 - rc);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return cf_raise(2, "fork or waitpid");
+    return V(WEXITSTATUS(status));
+}
+
+static void test_fork_inside_task(void)
+{
+    cf_executor *ex = cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = 1 });
+    CHECK(ex != NULL);
+    CHECK(pipe(go_fork) == 0);
+    cf_future *forker = cf_submit(ex, fork_and_wait, NULL);
+    CHECK(forker != NULL);
+    queued_behind = cf_submit(ex, twice, V(4));
+    CHECK(queued_behind != NULL);
+    CHECK(write(go_fork[1], "g", 1) == 1);
+    CHECK_EQ(result_of(forker), 0);        /* the child's wait timed out */
+    CHECK_EQ(result_of(queued_behind), 8); /* and the parent ran it */
+    cf_future_unref(forker);
+    cf_future_unref(queued_behind);
+    cf_executor_free(ex);
+    close(go_fork[0]);
+    close(go_fork[1]);
+}
+
 int main(void)
 {
     make_pipes();
     RUN(test_fork_thread_pool);
     RUN(test_fork_process_pool);
+    RUN(test_fork_inside_task);
     return 0;
 }

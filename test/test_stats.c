@@ -127,6 +127,31 @@ static void test_recycled(void)
     cf_executor_free(ex); /* the last worker's exit is counted by then */
 }
 
+/* cf_parallel_for's helpers are the pool's own: they count nowhere, on the
+ * thread pool as on the process pool (whose chunks are tasks: counted). */
+static void empty_range(void *ctx, const cf_range *r)
+{
+    (void)ctx;
+    (void)r;
+}
+
+static void test_parallel_for_not_counted(void)
+{
+    cf_executor *ex = cf_thread_pool_new(&(cf_thread_pool_opts){ .max_workers = 4 });
+    CHECK(ex != NULL);
+    for (int i = 0; i < 50; i++)
+        CHECK_EQ(cf_parallel_for(ex, 1000, empty_range, NULL, &(cf_parallel_opts){ .grain = 1 }),
+                 0);
+    cf_executor_stats st;
+    CHECK_EQ(cf_executor_stats_get(ex, &st), 0);
+    CHECK_EQ(st.completed, 0u);
+    CHECK_EQ(st.cancelled, 0u);
+    CHECK_EQ(st.failed, 0u);
+    CHECK_EQ(st.pending, 0u);
+    CHECK_EQ(st.running, 0u);
+    cf_executor_free(ex);
+}
+
 static void test_bad_arguments(void)
 {
     cf_executor_stats s;
@@ -144,6 +169,7 @@ int main(void)
     RUN(test_thread_pool);
     RUN(test_process_pool);
     RUN(test_recycled);
+    RUN(test_parallel_for_not_counted);
     RUN(test_bad_arguments);
     return 0;
 }

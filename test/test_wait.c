@@ -5,6 +5,7 @@
  * by the test or by a thread it starts. */
 #include <cfutures.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -108,6 +109,13 @@ static void test_wait_arguments(void)
     CHECK_EQ(cf_wait(fs, 1, 0, (cf_return_when)42), CF_EINVAL);
     CHECK_EQ(cf_wait(fs, 1, 0, (cf_return_when)-1), CF_EINVAL);
     CHECK_EQ(cf_wait(fs, 1, 0, CF_ALL_COMPLETED), 0); /* timeout 0 polls */
+    /* A NaN timeout is refused, not waited on forever (nor converted). */
+    CHECK_EQ(cf_wait(fs, 1, NAN, CF_ALL_COMPLETED), CF_EINVAL);
+    CHECK_EQ(cf_future_result(f, NAN, NULL), CF_EINVAL);
+    const cf_exception *exc;
+    CHECK_EQ(cf_future_exception(f, NAN, &exc), CF_EINVAL);
+    CHECK(cf_as_completed_new(fs, 1, NAN) == NULL);
+    CHECK_EQ(cf_last_error(), CF_EINVAL);
     cf_future_unref(f);
 }
 

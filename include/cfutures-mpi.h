@@ -87,7 +87,10 @@ typedef struct cf_mpi_pool_opts {
  *   level: the root needs MPI_THREAD_MULTIPLE, the other ranks
  *   MPI_THREAD_FUNNELED from the main thread, else MPI_THREAD_SERIALIZED;
  *   MPI already finalised; spawn from a program not linked with
- *   libcfutures; a non-zero cf_reserved word, as in cfutures.h), CF_ENOMEM,
+ *   libcfutures; a program linked without a GNU build-id, which the ranks
+ *   compare: link with -Wl,--build-id, as gcc and clang on Debian do by
+ *   default; a libcfutures of another version than libcfutures-mpi; a
+ *   non-zero cf_reserved word, as in cfutures.h), CF_ENOMEM,
  *   CF_ESYSTEM (an MPI or socket call failed, or a
  *   rank could not reach the root's liveness port; the message names it).
  * Blocks while the ranks meet (collectives and one TCP connection per
@@ -97,7 +100,12 @@ typedef struct cf_mpi_pool_opts {
  * cf_executor_terminate_workers / kill_workers: an MPI rank cannot be
  * signalled, so the tasks the ranks are running fail at once with
  * CF_EBROKEN, pending work is cancelled, and each rank stops serving once
- * its task returns; cf_executor_free waits for that. */
+ * its task returns; cf_executor_free waits for that. Tasks already handed
+ * to a rank (the window of tasks per worker) may still run there, though
+ * their futures have failed with CF_EBROKEN: their side effects may happen.
+ * A worker rank that stops serving on its own (out of memory, an MPI call
+ * failed) returns NULL with CF_ENOMEM or CF_ESYSTEM; the root sees it as a
+ * lost worker. */
 CF_MPI_API cf_executor *cf_mpi_pool_new(const cf_mpi_pool_opts *opts);
 
 /** Whether the MPI runtime lets the job go on when a rank dies (Open MPI's

@@ -102,6 +102,13 @@ static void hex(const uint8_t *b, size_t n, char *out, size_t cap)
 int cf__mpi_ident_check(const cf__mpi_ident *all, int size, int root, char *why, size_t cap)
 {
     const cf__mpi_ident *r = &all[root];
+    if (r->build_id_len == 0) { /* all equal "none": any program would pass */
+        snprintf(why, cap,
+                 "the program has no GNU build-id, by which the ranks check that they run "
+                 "the same build and a task's function is found: link it with "
+                 "-Wl,--build-id");
+        return CF_ENOTSUP;
+    }
     for (int i = 0; i < size; i++) {
         const cf__mpi_ident *x = &all[i];
         if (x->magic != r->magic || x->ptr_size != r->ptr_size) {

@@ -232,6 +232,13 @@ cf_executor *cf__mpi_meet(MPI_Comm comm, MPI_Comm inter, int root, const cf_mpi_
     *serve_status = cf__mpi_serve(comm, root, live);
     if (*serve_status == CF_EBROKEN)
         return cf__fail_msg(CF_EBROKEN, "the root rank of the MPI pool died");
+    if (*serve_status == CF__WORKER_EXIT_NOMEM)
+        return cf__fail_msg(CF_ENOMEM, "this worker rank ran out of memory and stopped serving");
+    if (*serve_status != 0)
+        return cf__fail_msg(CF_ESYSTEM,
+                            "this worker rank stopped serving (status %d: an MPI call "
+                            "failed, or a frame from the root made no sense)",
+                            *serve_status);
     cf__set_last_error(0);
     return NULL;
 }
@@ -337,6 +344,12 @@ static cf_executor *spawn_pool(const cf_mpi_pool_opts *o)
 
 cf_executor *cf_mpi_pool_new(const cf_mpi_pool_opts *opts)
 {
+    /* The two libraries share private structures: of one release only. */
+    if (cf_version() != CFUTURES_VERSION_HEX)
+        return cf__fail_msg(CF_ENOTSUP,
+                            "libcfutures-mpi %s runs with libcfutures %s: it needs the same "
+                            "version",
+                            CFUTURES_VERSION_STRING, cf_version_string());
     cf_mpi_pool_opts o = opts ? *opts : (cf_mpi_pool_opts){ 0 };
     if (CF__CHECK_RESERVED(&o, "cf_mpi_pool_opts") != 0) /* every rank alike: no collective yet */
         return NULL;

@@ -44,6 +44,7 @@ typedef struct mpi_server {
     unsigned char *stage; /* a message larger than the room the loop offered */
     size_t stage_len, stage_off, stage_cap;
     uint64_t last_message; /* when the last message came or went */
+    int failed;            /* 0, or why this rank stopped serving (CF__WORKER_EXIT_*) */
 } mpi_server;
 
 static uint64_t now_ns(void)
@@ -123,8 +124,10 @@ static ptrdiff_t mpi_read(void *ctx, void *buf, size_t cap)
         int flag = 0;
         MPI_Message msg;
         MPI_Status st;
-        if (MPI_Improbe(s->root, CF__MPI_TAG_DATA, s->comm, &flag, &msg, &st) != MPI_SUCCESS)
+        if (MPI_Improbe(s->root, CF__MPI_TAG_DATA, s->comm, &flag, &msg, &st) != MPI_SUCCESS) {
+            s->failed = CF__WORKER_EXIT_IO;
             return -1;
+        }
         if (!flag) {
             if (!wait_a_while(s, &sleep_ns))
                 return 0;
@@ -140,19 +143,26 @@ static ptrdiff_t mpi_read(void *ctx, void *buf, size_t cap)
             continue;
         }
         if ((size_t)count <= cap) {
-            if (MPI_Mrecv(buf, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            if (MPI_Mrecv(buf, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+                s->failed = CF__WORKER_EXIT_IO;
                 return -1;
+            }
             return count;
         }
         if (s->stage_cap < (size_t)count) {
             unsigned char *p = cf__realloc(s->stage, (size_t)count);
-            if (!p)
+            if (!p) { /* the matched message is received all the same, and lost */
+                MPI_Mrecv(NULL, 0, MPI_BYTE, &msg, MPI_STATUS_IGNORE);
+                s->failed = CF__WORKER_EXIT_NOMEM;
                 return -1;
+            }
             s->stage = p;
             s->stage_cap = (size_t)count;
         }
-        if (MPI_Mrecv(s->stage, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        if (MPI_Mrecv(s->stage, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+            s->failed = CF__WORKER_EXIT_IO;
             return -1;
+        }
         s->stage_len = (size_t)count;
         s->stage_off = 0;
         return hand_out(s, buf, cap);
@@ -245,6 +255,8 @@ int cf__mpi_serve(MPI_Comm comm, int root, int live_fd)
     mpi_server s = { .comm = comm, .root = root, .live_fd = live_fd, .last_message = now_ns() };
     cf__serve_io io = { .ctx = &s, .read = mpi_read, .write = mpi_write };
     int status = cf__serve(&io);
+    if (status == 0 && s.failed) /* not the root's EXIT: this rank gave up */
+        status = s.failed;
     bool said_bye = false;
     if (!s.root_gone && drain_rings(&s)) {
         int32_t st = status;

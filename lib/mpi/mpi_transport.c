@@ -385,19 +385,23 @@ static bool rank_busy(const mpi_rank *k)
            (w->inflight.head || w->state == CF__W_STARTING || w->state == CF__W_RETIRING);
 }
 
+/* The sends that completed, each rank's next one posted: true if any. */
+static bool complete_sends(mpi_pool *t)
+{
+    if (t->nsending == 0)
+        return false;
+    int outcount = 0;
+    if (MPI_Testsome(t->m.size, t->reqs, &outcount, t->done, MPI_STATUSES_IGNORE) != MPI_SUCCESS ||
+        outcount == MPI_UNDEFINED)
+        return false;
+    for (int i = 0; i < outcount; i++)
+        send_done(t, &t->ranks[t->done[i]]);
+    return outcount > 0;
+}
+
 static void poll_mpi(mpi_pool *t)
 {
-    bool event = false;
-    if (t->nsending > 0) {
-        int outcount = 0;
-        if (MPI_Testsome(t->m.size, t->reqs, &outcount, t->done, MPI_STATUSES_IGNORE) ==
-                MPI_SUCCESS &&
-            outcount != MPI_UNDEFINED) {
-            for (int i = 0; i < outcount; i++)
-                send_done(t, &t->ranks[t->done[i]]);
-            event |= outcount > 0;
-        }
-    }
+    bool event = complete_sends(t);
     for (int i = 0; i < MESSAGES_PER_POLL; i++) {
         int flag = 0;
         MPI_Message msg;
@@ -596,7 +600,13 @@ static void mpi_kill(cf__rworker *w, int signum)
 
 static void mpi_close(cf__rworker *w)
 {
-    rank_of(w)->w = NULL;
+    mpi_rank *k = rank_of(w);
+    /* Its EXIT may still wait in the record's buffer (queued behind a send
+     * in flight), which goes with the record: the static one takes its
+     * place, and what was queued before it is not sent at all. */
+    if (k->exit_queued && w->wbuf.len > 0)
+        k->exit_static = true;
+    k->w = NULL;
 }
 
 /* Wait for the BYE of every rank still serving (told to stop now if it was
@@ -634,6 +644,10 @@ static void wait_for_byes(mpi_pool *t)
         }
         if (!waiting)
             return;
+        if (complete_sends(t)) { /* an EXIT may wait behind a send */
+            sleep_us = 10;
+            continue;
+        }
         int flag = 0;
         MPI_Message msg;
         MPI_Status st;

@@ -286,12 +286,19 @@ static void test_kill_workers(void)
     CHECK_EQ(mkfifo(fifo_path, 0600), 0);
     int wfd = open(fifo_path, O_RDWR);
     CHECK(wfd >= 0);
-    cf_future *gates[2], *queued[10];
+    cf_future *gates[2], *big[4], *queued[10];
     for (int i = 0; i < 2; i++)
         gates[i] = cf_submit_copy(ex, gate, fifo_path, strlen(fifo_path) + 1);
     for (int i = 0; i < 2; i++)
         while (!cf_future_running(gates[i]))
             sched_yield();
+    /* Tasks of 1 KiB sent ahead to the busy ranks: their sends may still be
+     * in flight when the ranks are told to stop (free once hung on that). */
+    static unsigned char kib[1024];
+    for (int i = 0; i < 4; i++)
+        big[i] = cf_submit_copy(ex, reverse, kib, sizeof kib);
+    while (!cf_future_running(big[0]))
+        sched_yield();
     for (int i = 0; i < 10; i++)
         queued[i] = cf_submit(ex, square, (void *)(intptr_t)i);
     CHECK_EQ(cf_executor_kill_workers(ex), 0);
@@ -307,6 +314,13 @@ static void test_kill_workers(void)
         CHECK(rc == CF_ECANCELLED || rc == CF_EBROKEN);
         cf_future_unref(queued[i]);
     }
+    CHECK_EQ(cf_future_result(big[0], CF_FOREVER, NULL), CF_EBROKEN); /* it was running */
+    for (int i = 1; i < 4; i++) {
+        int rc = cf_future_result(big[i], CF_FOREVER, NULL);
+        CHECK(rc == CF_ECANCELLED || rc == CF_EBROKEN);
+        cf_future_unref(big[i]);
+    }
+    cf_future_unref(big[0]);
     CHECK(cf_submit(ex, square, NULL) == NULL);
     CHECK_EQ(write(wfd, "xx", 2), 2); /* the tasks return; the ranks stop */
     cf_executor_free(ex);

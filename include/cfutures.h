@@ -411,7 +411,10 @@ CF_API int cf_executor_kill_workers(cf_executor *ex);
  * In a child made by fork() while the executor existed, the child's copy
  * has none of its threads or workers: every call on it fails with
  * CF_EBROKEN (cf_last_error_message says why), its futures never complete,
- * and this frees the copy without touching the parent's workers. */
+ * and this frees the copy without touching the parent's workers. What the
+ * parent's manager thread owned at the fork (a process pool's loop and
+ * worker records) may be mid-change in the copy: it stays allocated in the
+ * child, unread (a leak checker in the child reports it). */
 CF_API void cf_executor_free(cf_executor *ex);
 
 /** A snapshot of what an executor is doing (cf_executor_stats_get). */

@@ -442,8 +442,9 @@ typedef struct cf_executor_stats {
  * them) and never blocks on tasks: it walks the queue of pending work under
  * the queue's lock, so its cost grows with what is pending. The tasks
  * counted are the program's: its submits and its maps' chunks; a
- * cf_parallel_for counts one task per chunk on a process or MPI pool (each
- * is one), and none on a thread pool (its helpers are the pool's own).
+ * cf_parallel_for counts its tasks on a process or MPI pool (one per few
+ * chunks, see cf_parallel_for), and none on a thread pool (its helpers are
+ * the pool's own).
  * Returns 0, CF_EINVAL (NULL ex or out), or CF_EBROKEN on a fork() child's
  * copy. */
 CF_API int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out);
@@ -672,13 +673,14 @@ typedef struct cf_parallel_opts {
  * TBB's workers do) instead of sleeping at once.
  * Called from a task of the same pool it does not deadlock, even with one
  * worker: the caller runs every chunk that no worker takes.
- * On a process pool, each chunk is a task of the pool, handed out as tasks
- * are (a worker may hold a few queued behind the one it runs), and the
- * caller only waits: fn runs in the workers, ctx travels as a value (as a
- * task's arg does), each chunk's slice of in is copied to its worker, and
- * its slice of out, which fn fills (it starts zeroed), is copied back into
- * out as the chunk completes. A chunk whose worker dies fails the loop with
- * CF_EBROKEN, and the pool goes on. Slices larger than the pool's
+ * On a process pool, consecutive chunks travel together as tasks of the
+ * pool (up to 8 chunks and 64 KiB of slices a task, fewer towards the end),
+ * handed out as tasks are (a worker may hold a few queued behind the one it
+ * runs), and the caller only waits: fn runs in the workers once per chunk,
+ * ctx travels as a value (as a task's arg does), a task's slice of in is
+ * copied to its worker, and its slice of out, which fn fills (it starts
+ * zeroed), is copied back into out as the task completes. A task whose
+ * worker dies fails the loop with CF_EBROKEN, and the pool goes on. Slices larger than the pool's
  * max_message fail with CF_ETOOBIG (the message says to give a smaller
  * grain) before any chunk runs; from one of the pool's own done-callbacks
  * it returns CF_EINVALIDSTATE (it would wait for itself).

@@ -123,14 +123,16 @@ typedef struct cf__call {
     };
 } cf__call;
 
-/* A chunk of cf_parallel_for for an executor whose tasks run in another
+/* Chunks of cf_parallel_for for an executor whose tasks run in another
  * process: the range function, its ctx (a value there), the items and the
- * input slice, copied. It runs as one task whose result is the output slice
- * (a copy of (end - begin) * out_size bytes, or nothing). */
+ * input slice, copied. It runs as one task, calling fn on each chunk of
+ * `grain` items from begin on (the last may be shorter), and its result is
+ * the output slice (a copy of (end - begin) * out_size bytes, or nothing). */
 typedef struct cf__range_call {
     cf_range_fn fn;
     void *ctx;
     size_t begin, end;
+    size_t grain; /* >= 1 */
     size_t in_size, out_size;
     unsigned char in[]; /* (end - begin) * in_size bytes */
 } cf__range_call;

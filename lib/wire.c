@@ -169,7 +169,7 @@ int cf__wire_put_task(cf__buf *b, uint64_t id, const unsigned char *fnref, size_
         data = (range->end - range->begin) * range->in_size; /* checked at submit */
     size_t payload = 2 + fnref_len + 1;
     if (range)
-        payload += 5 * 8 + data;
+        payload += 6 * 8 + data;
     else if (call->count == 0)
         payload += call->arg_size ? 8 + data : 8;
     else
@@ -185,6 +185,7 @@ int cf__wire_put_task(cf__buf *b, uint64_t id, const unsigned char *fnref, size_
         put_u64(&w, (uint64_t)(uintptr_t)range->ctx);
         put_u64(&w, range->begin);
         put_u64(&w, range->end);
+        put_u64(&w, range->grain);
         put_u64(&w, range->in_size);
         put_u64(&w, range->out_size);
         put_bytes(&w, range->in, data);
@@ -530,13 +531,16 @@ int cf__wire_get_task(const cf__frame *fr, cf__wire_task *task)
         task->arg = get_u64(&r);
         task->begin = get_u64(&r);
         uint64_t end = get_u64(&r);
+        uint64_t grain = get_u64(&r);
         task->size = (size_t)get_u64(&r);
         task->out_size = (size_t)get_u64(&r);
-        if (r.bad || end <= task->begin || end - task->begin > SIZE_MAX / 2) {
+        if (r.bad || end <= task->begin || end - task->begin > SIZE_MAX / 2 || grain == 0 ||
+            grain > SIZE_MAX / 2) {
             r.bad = true;
             break;
         }
         task->count = (size_t)(end - task->begin);
+        task->grain = (size_t)grain;
         if (task->size && task->count > r.left / task->size)
             r.bad = true;
         else

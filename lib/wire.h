@@ -14,11 +14,12 @@
  *                  BYTES        u64 size, bytes
  *                  CHUNK_VALUES u64 count, count x u64
  *                  CHUNK_BYTES  u64 count, u64 arg_size, count x arg_size bytes
- *                  RANGE        u64 ctx, u64 begin, u64 end, u64 in_size,
- *                               u64 out_size, (end - begin) x in_size bytes;
- *                               the reply is a RESULT whose copy is the output
- *                               slice ((end - begin) x out_size bytes) or, with
- *                               out_size 0, the value 0
+ *                  RANGE        u64 ctx, u64 begin, u64 end, u64 grain (>= 1),
+ *                               u64 in_size, u64 out_size, (end - begin) x
+ *                               in_size bytes; fn runs on each grain of items
+ *                               from begin; the reply is a RESULT whose copy
+ *                               is the output slice ((end - begin) x out_size
+ *                               bytes) or, with out_size 0, the value 0
  *   EXIT         (empty) the worker exits
  *   READY        u64 pid: the initializer (if any) succeeded
  *   INIT_FAIL    i32 code, text
@@ -127,6 +128,7 @@ typedef struct cf__wire_task {
                                   RANGE: in_size */
     size_t count;              /* CHUNK_*, RANGE: items */
     uint64_t begin;            /* RANGE: the first item (arg: ctx) */
+    size_t grain;              /* RANGE: items per call of fn (>= 1) */
     size_t out_size;           /* RANGE */
 } cf__wire_task;
 int cf__wire_get_task(const cf__frame *fr, cf__wire_task *task);

@@ -173,8 +173,29 @@ static bool make_call(server *s, const cf__wire_task *t, cf__call *call)
     }
 }
 
-/* A chunk of cf_parallel_for: its input slice copied to aligned memory, its
- * output slice zeroed; the reply's copy is the output slice. */
+/* fn on each grain of the items in r, in order, until one fails: 0, or that
+ * chunk's status with *o saying how (a cf_return_copy is dropped). */
+static int run_grains(cf_range_fn fn, void *ctx, const cf_range *r, size_t grain, size_t in_size,
+                      size_t out_size, cf__outcome *o)
+{
+    for (size_t begin = r->begin; begin < r->end; begin += grain) {
+        size_t k = begin - r->begin;
+        cf_range chunk = {
+            .begin = begin,
+            .end = r->end - begin > grain ? begin + grain : r->end,
+            .in = r->in ? (const unsigned char *)r->in + k * in_size : NULL,
+            .out = r->out ? (unsigned char *)r->out + k * out_size : NULL,
+        };
+        int rc = cf__run_range(fn, ctx, &chunk, o);
+        if (rc != 0)
+            return rc;
+        cf__outcome_clear(o);
+    }
+    return 0;
+}
+
+/* Chunks of cf_parallel_for: their input slice copied to aligned memory,
+ * their output slice zeroed; the reply's copy is the output slice. */
 static void run_range(server *s, uint64_t id, const cf__wire_task *t, uintptr_t addr)
 {
     const unsigned char *in = NULL;
@@ -197,7 +218,9 @@ static void run_range(server *s, uint64_t id, const cf__wire_task *t, uintptr_t 
     };
     cf__outcome o;
     uint64_t start = uv_hrtime();
-    if (cf__run_range((cf_range_fn)addr, (void *)(uintptr_t)t->arg, &r, &o) == 0 && out) {
+    if (run_grains((cf_range_fn)addr, (void *)(uintptr_t)t->arg, &r, t->grain, t->size, t->out_size,
+                   &o) == 0 &&
+        out) {
         o.copy = o.value = out;
         o.size = out_bytes;
     } else {

@@ -22,7 +22,9 @@ static cf_executor *pool(int max_workers)
 typedef struct item_out {
     uint64_t value; /* in + ctx */
     uint64_t index; /* the item's index, as the chunk saw it */
-    int32_t pid;    /* the process that ran it */
+    uint64_t chunk; /* the begin and end of the chunk that ran it */
+    uint64_t chunk_end;
+    int32_t pid; /* the process that ran it */
     int32_t in_was_null;
 } item_out;
 
@@ -36,6 +38,8 @@ static void add_ctx(void *ctx, const cf_range *r)
         out[k] = (item_out){
             .value = (in ? in[k] : 0) + (uint64_t)I(ctx),
             .index = i,
+            .chunk = r->begin,
+            .chunk_end = r->end,
             .pid = (int32_t)getpid(),
             .in_was_null = in == NULL,
         };
@@ -63,6 +67,10 @@ static void check_loop(cf_executor *ex, size_t n, size_t grain, bool with_in)
         CHECK_EQ(out[i].value, (with_in ? in[i] : 0) + 1000);
         CHECK_EQ(out[i].in_was_null, !with_in);
         CHECK(out[i].pid != 0 && out[i].pid != getpid()); /* a worker ran it */
+        if (grain) { /* chunks of grain items, as on a thread pool, however they travel */
+            CHECK_EQ(out[i].chunk, i - i % grain);
+            CHECK_EQ(out[i].chunk_end, out[i].chunk + grain < n ? out[i].chunk + grain : n);
+        }
     }
     CHECK_EQ(out[n].value, 0xfeedu);
     free(in);
@@ -78,6 +86,8 @@ static void test_every_item_once(void)
     check_loop(ex, 1000, 1000, true); /* one chunk */
     check_loop(ex, 1000, 5000, true); /* a grain larger than the loop */
     check_loop(ex, 100000, 0, false); /* out only */
+    check_loop(ex, 100000, 10, true); /* many chunks: several travel in one task */
+    check_loop(ex, 6000, 2000, true); /* chunks over the byte limit of a batch: one a task */
     CHECK_EQ(cf_parallel_for(ex, 0, add_ctx, NULL, NULL), 0);
     cf_executor_free(ex);
 }
@@ -144,6 +154,11 @@ static void test_failure(void)
 {
     cf_executor *ex = pool(2);
     CHECK_EQ(cf_parallel_for(ex, 100, raise_at_30, NULL, &(cf_parallel_opts){ .grain = 10 }),
+             CF_ETASK);
+    CHECK_EQ(cf_last_error(), 42);
+    CHECK_STR(cf_last_error_message(), "item 30 is bad");
+    /* The same inside a task of several chunks (1000 chunks of one item). */
+    CHECK_EQ(cf_parallel_for(ex, 1000, raise_at_30, NULL, &(cf_parallel_opts){ .grain = 1 }),
              CF_ETASK);
     CHECK_EQ(cf_last_error(), 42);
     CHECK_STR(cf_last_error_message(), "item 30 is bad");

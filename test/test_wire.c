@@ -46,8 +46,8 @@ static void decode_stream(const unsigned char *buf, size_t len)
     }
 }
 
-/* A chunk of a parallel loop over [begin, end), its input item i being the
- * bytes i * 10 + k; ctx 77. */
+/* Chunks of 2 items of a parallel loop over [begin, end), its input item i
+ * being the bytes i * 10 + k; ctx 77. */
 static cf__range_call *range_call(size_t begin, size_t end, size_t in_size, size_t out_size)
 {
     size_t bytes = (end - begin) * in_size;
@@ -57,6 +57,7 @@ static cf__range_call *range_call(size_t begin, size_t end, size_t in_size, size
                             .ctx = V(77),
                             .begin = begin,
                             .end = end,
+                            .grain = 2,
                             .in_size = in_size,
                             .out_size = out_size };
     for (size_t i = 0; i < bytes; i++)
@@ -170,6 +171,7 @@ static void test_round_trip(void)
     CHECK_EQ(t.arg, 77);
     CHECK_EQ(t.begin, 10);
     CHECK_EQ(t.count, 3);
+    CHECK_EQ(t.grain, 2);
     CHECK_EQ(t.size, 2);
     CHECK_EQ(t.out_size, 8);
     CHECK_EQ(t.data[0], 100);
@@ -300,15 +302,14 @@ static void test_lengths_checked(void)
     cf__wire_task t;
     CHECK_EQ(cf__wire_get_task(&fr, &t), CF_EINVAL);
 
-    /* A loop's chunk whose end is not past its begin, whose input slice is
-     * longer than the frame, or whose output slice overflows. */
+    /* A loop's chunks whose end is not past their begin, whose grain is 0 or
+     * absurd, whose input slice is longer than the frame, or whose output
+     * slice overflows. */
     struct {
-        uint64_t begin, end, in_size, out_size;
+        uint64_t begin, end, grain, in_size, out_size;
     } bad[] = {
-        { 5, 5, 1, 1 },
-        { 6, 5, 1, 1 },
-        { 0, 4, 1000, 1 },
-        { 0, 4, 1, UINT64_MAX / 4 },
+        { 5, 5, 1, 1, 1 },          { 6, 5, 1, 1, 1 },    { 0, 4, 0, 1, 1 },
+        { 0, 4, UINT64_MAX, 1, 1 }, { 0, 4, 1, 1000, 1 }, { 0, 4, 1, 1, UINT64_MAX / 4 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         b.len = 0;

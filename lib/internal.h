@@ -127,13 +127,16 @@ typedef struct cf__call {
  * process: the range function, its ctx (a value there), the items and the
  * input slice, copied. It runs as one task, calling fn on each chunk of
  * `grain` items from begin on (the last may be shorter), and its result is
- * the output slice (a copy of (end - begin) * out_size bytes, or nothing). */
+ * the output slice ((end - begin) * out_size bytes, copied to dest). */
 typedef struct cf__range_call {
     cf_range_fn fn;
     void *ctx;
     size_t begin, end;
     size_t grain; /* >= 1 */
     size_t in_size, out_size;
+    /* Where the output slice goes in the caller's array (or NULL): the
+     * reply's bytes are copied there as they are read, never on the wire. */
+    unsigned char *dest;
     unsigned char in[]; /* (end - begin) * in_size bytes */
 } cf__range_call;
 

@@ -234,7 +234,11 @@ static void complete_head(cf__rworker *w, const cf__frame *fr)
     uint64_t run_ns = 0;
     cf__outcome out;
     cf__chunk_result *chunk = NULL;
-    int rc = single ? cf__wire_get_result(fr, &out, &run_ns)
+    /* A parallel loop's output slice goes straight to the caller's array. */
+    const cf__range_call *range = single ? f->call.range : NULL;
+    void *dest = range ? range->dest : NULL;
+    size_t dest_size = dest ? (range->end - range->begin) * range->out_size : 0;
+    int rc = single ? cf__wire_get_result_into(fr, &out, &run_ns, dest, dest_size)
                     : cf__wire_get_chunk_result(fr, f->call.count, &chunk, &run_ns);
     if (rc == CF_EINVAL) {
         garbled(w, single ? "a garbled result" : "a garbled chunk result");

@@ -592,6 +592,12 @@ static void *dup_bytes(const unsigned char *bytes, size_t size)
 
 int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
 {
+    return cf__wire_get_result_into(fr, out, run_ns, NULL, 0);
+}
+
+int cf__wire_get_result_into(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns, void *dest,
+                             size_t dest_size)
+{
     memset(out, 0, sizeof *out);
     if (fr->type != CF__MSG_RESULT)
         return CF_EINVAL;
@@ -613,7 +619,7 @@ int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
     } else {
         value = get_u64(&r);
     }
-    if (r.bad)
+    if (r.bad || (dest && status == 0 && (!copy || size != dest_size)))
         return CF_EINVAL;
     char *message = NULL;
     if (text) {
@@ -625,7 +631,9 @@ int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
         cf__free(message);
         return CF_EINVAL;
     }
-    if (copy) {
+    if (copy && dest) {
+        memcpy(dest, bytes, size);
+    } else if (copy) {
         void *dup = dup_bytes(bytes, size);
         if (!dup)
             return CF_ENOMEM; /* message is NULL: a copy comes only with status 0 */

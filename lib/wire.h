@@ -138,6 +138,11 @@ int cf__wire_get_ready(const cf__frame *fr, uint64_t *pid);
 int cf__wire_get_init_fail(const cf__frame *fr, int *code, char **message);
 /* Fills *out (copy and message cf__malloc'd). 0, CF_EINVAL, CF_ENOMEM. */
 int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns);
+/* The same, but a successful result must be a copy of dest_size bytes
+ * (else CF_EINVAL), and its bytes go to dest instead of a copy of their
+ * own: out->copy stays NULL. dest NULL: cf__wire_get_result. */
+int cf__wire_get_result_into(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns, void *dest,
+                             size_t dest_size);
 /* A new chunk result of at most max_count items. 0, CF_EINVAL, CF_ENOMEM. */
 int cf__wire_get_chunk_result(const cf__frame *fr, size_t max_count, cf__chunk_result **chunk,
                               uint64_t *run_ns);

@@ -197,17 +197,29 @@ static void test_round_trip(void)
     CHECK_EQ(out.status, 0);
     CHECK_EQ(I(out.value), 9);
     CHECK(out.copy == NULL);
+    char slot[8];
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, slot, 8), CF_EINVAL); /* no bytes */
     NEXT();
     CHECK_EQ(cf__wire_get_result(&fr, &out, &u), 0);
     CHECK(out.copy != NULL && out.value == out.copy);
     CHECK_EQ(out.size, 6);
     CHECK_STR((char *)out.copy, "copy!");
     cf__outcome_clear(&out);
+    /* Into a destination (a parallel loop's out slice): exactly its size. */
+    char dest[8] = "xxxxxxx";
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 6), 0);
+    CHECK(out.copy == NULL);
+    CHECK_STR(dest, "copy!");
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 7), CF_EINVAL);
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 5), CF_EINVAL);
     NEXT();
     CHECK_EQ(cf__wire_get_result(&fr, &out, &u), 0);
     CHECK_EQ(out.status, CF_ETASK);
     CHECK_EQ(out.code, 42);
     CHECK_STR(out.message, "boom");
+    cf__outcome_clear(&out);
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 6), 0); /* a failure has no bytes */
+    CHECK_EQ(out.status, CF_ETASK);
     cf__outcome_clear(&out);
 
     cf__chunk_result *chunk;

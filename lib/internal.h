@@ -393,6 +393,8 @@ typedef struct cf__loop {
 /* Take and run chunks until none is left or one failed. Any thread; a
  * worker may run it as a task. */
 void cf__loop_work(cf__loop *loop);
+/* One take of cf__loop_work: false when none is left or one failed. */
+bool cf__loop_work_some(cf__loop *loop);
 
 /* ------------------------------------------------------------------------ */
 /* executor.c: the backend ops and what every backend shares                 */

@@ -46,24 +46,29 @@ static size_t chunks_to_take(size_t left)
     return take < 1 ? 1 : take > CLAIM_MAX ? CLAIM_MAX : take;
 }
 
-void cf__loop_work(cf__loop *loop)
+bool cf__loop_work_some(cf__loop *loop)
 {
     /* The load first: `next` then passes `chunks` by at most CLAIM_MAX per
      * thread, far from wrapping (n <= SIZE_MAX / 2). */
-    for (;;) {
-        size_t first = atomic_load_explicit(&loop->next, memory_order_relaxed);
-        if (first >= loop->chunks || atomic_load_explicit(&loop->failed, memory_order_relaxed))
-            return;
-        size_t take = chunks_to_take(loop->chunks - first);
-        first = atomic_fetch_add_explicit(&loop->next, take, memory_order_relaxed);
-        if (first >= loop->chunks)
-            return;
-        size_t end = loop->chunks - first > take ? first + take : loop->chunks;
-        for (size_t c = first; c < end; c++)
-            if ((c > first && atomic_load_explicit(&loop->failed, memory_order_relaxed)) ||
-                !run_chunk(loop, c))
-                return;
-    }
+    size_t first = atomic_load_explicit(&loop->next, memory_order_relaxed);
+    if (first >= loop->chunks || atomic_load_explicit(&loop->failed, memory_order_relaxed))
+        return false;
+    size_t take = chunks_to_take(loop->chunks - first);
+    first = atomic_fetch_add_explicit(&loop->next, take, memory_order_relaxed);
+    if (first >= loop->chunks)
+        return false;
+    size_t end = loop->chunks - first > take ? first + take : loop->chunks;
+    for (size_t c = first; c < end; c++)
+        if ((c > first && atomic_load_explicit(&loop->failed, memory_order_relaxed)) ||
+            !run_chunk(loop, c))
+            return false;
+    return true;
+}
+
+void cf__loop_work(cf__loop *loop)
+{
+    while (cf__loop_work_some(loop))
+        ;
 }
 
 /* An array of n items of `size` bytes: both or neither, and addressable. */

@@ -532,6 +532,15 @@ static void wake_one(thread_pool *pool)
         kick_helper(pool);
 }
 
+/* Wake a parked worker, if any, even while another polls (see
+ * thread_pool_parallel_for). */
+static void wake_parked(thread_pool *pool)
+{
+    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
+        take_one(&pool->sleepers))
+        uv_sem_post(&pool->wake);
+}
+
 static void wake_all(thread_pool *pool)
 {
     while (take_one(&pool->sleepers))
@@ -1123,6 +1132,14 @@ static size_t loop_helpers(thread_pool *pool, const cf__loop *loop)
     return n < cpus ? n : cpus;
 }
 
+static bool any_started(cf_future *const *fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cf__future_state(fs[i]) != CF__PENDING)
+            return true;
+    return false;
+}
+
 /* The helpers are tasks: a cancel takes back the ones that have not started
  * (when the loop is over, they would find nothing to do), and the caller
  * waits for the others, which are finishing their last chunk. A helper that
@@ -1151,6 +1168,13 @@ static int thread_pool_parallel_for(cf_executor *ex, cf__loop *loop)
     }
     if (started > 0 || (rc != CF_ESHUTDOWN && rc != CF_EBROKEN)) {
         rc = 0;
+        /* The polling worker that the submits counted on may share this
+         * thread's CPU (the scheduler often puts a woken waiter beside its
+         * waker): it would start only once the caller is done, with the
+         * other CPU idle. So if no helper has started after the caller's
+         * first take, wake a parked worker as well. */
+        if (cf__loop_work_some(loop) && started > 0 && !any_started(helpers, started))
+            wake_parked(pool);
         cf__loop_work(loop);
     }
     for (size_t i = 0; i < started; i++) {

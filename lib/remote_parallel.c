@@ -4,12 +4,13 @@
  * in turn, and its result is the output slice, which the manager thread
  * copies from the reply straight into the caller's array (a reply of
  * another size is garbled: its worker is replaced, the task fails). The
- * array outlives every task: the caller waits for each before it returns. Batching divides what a message costs (the
- * system calls, the manager's handling, a future) among its chunks: a
- * process-pool loop of 1000-item chunks ran 1.2-1.5x faster with up to 8 a
- * task. The pool's dispatch hands the tasks out as it hands out any (idle
- * workers first, then a few ahead), so a slower worker simply takes fewer,
- * and the small tasks at the end even the finish out.
+ * array outlives every task: the caller waits for each before it returns.
+ * Batching divides what a message costs (the system calls, the manager's
+ * handling, a future) among its chunks: a process-pool loop of 1000-item
+ * chunks ran 1.2-1.5x faster with up to 8 a task. The pool's dispatch
+ * hands the tasks out as it hands out any (idle workers first, then a few
+ * ahead), so a slower worker simply takes fewer, and the small tasks at the
+ * end even the finish out.
  * The caller does not run chunks itself: they run in worker processes, as a
  * process pool's tasks do, so that a crash costs one task, never the
  * caller. As in cf_map, the first failing chunk (in the loop's order) is

@@ -74,8 +74,9 @@ typedef struct cf_mpi_pool_opts {
  * Initialises MPI (MPI_THREAD_MULTIPLE) if the program has not; then MPI
  * is finalised when the program exits.
  * - On the root: the executor (free it with cf_executor_free, before
- *   MPI_Finalize). Its workers are the other ranks, max_workers of them;
- *   only the pool's manager thread calls MPI while it exists.
+ *   MPI_Finalize). Its workers are the other ranks of comm (with spawn, the
+ *   spawned ranks), one task at a time each; only the pool's manager thread
+ *   calls MPI while it exists.
  * - On every other rank: blocks, running the root's tasks one at a time,
  *   until the root shuts the pool down or frees it; then NULL with
  *   cf_last_error() == 0. NULL with CF_EBROKEN when the root died

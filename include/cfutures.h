@@ -103,7 +103,9 @@ CF_API const char *cf_version_string(void);
 
 /** The status codes: CF_OK (0) is success, the others are failures, negative,
  * each CF_ followed by a name of CF_ERROR_MAP, which gives its value and
- * description (cf_strerror's text). */
+ * description (cf_strerror's text): CF_EINVAL, CF_ENOMEM, CF_ETIMEDOUT,
+ * CF_ECANCELLED, CF_ESHUTDOWN, CF_ETASK, CF_EBROKEN, CF_EINVALIDSTATE,
+ * CF_ETOOBIG, CF_ENOTSUP, CF_ESYSTEM. Each function says which it returns. */
 typedef enum cf_error {
     CF_OK = 0, /**< success */
 #define CF__ERROR_ENUM(name, value, text) CF_##name = value,
@@ -458,10 +460,12 @@ CF_API int cf_executor_stats_get(cf_executor *ex, cf_executor_stats *out);
 /** @addtogroup cfutures_waiting
  * @{ */
 
-/** When cf_wait returns (Python's return_when): once every future is done
- * (CF_ALL_COMPLETED), once any is (CF_FIRST_COMPLETED), or once one finishes
- * with an exception (CF_FIRST_EXCEPTION, see cf_wait). */
-typedef enum { CF_ALL_COMPLETED, CF_FIRST_COMPLETED, CF_FIRST_EXCEPTION } cf_return_when;
+/** When cf_wait returns (Python's return_when). */
+typedef enum {
+    CF_ALL_COMPLETED,   /**< once every future is done */
+    CF_FIRST_COMPLETED, /**< once any is done */
+    CF_FIRST_EXCEPTION, /**< once one finishes with an exception (see cf_wait), else all */
+} cf_return_when;
 
 /** Wait until `when` holds or the timeout passes. Reorders fs so that the done
  * futures come first and returns how many are done (>= 0); a timeout is not an
@@ -736,7 +740,10 @@ static inline void cf__autoptr_cleanup_cf_as_completed(cf_as_completed **p)
  * `CF_WITH(cf_executor, ex, cf_process_pool_new(...)) { ... }`
  * Python's `with ... as ex:`. The body runs once (check ex for NULL: creation
  * may fail); the object is released when the body ends, also on break,
- * continue and return. For executors that is shutdown(wait) + free. */
+ * continue and return. For executors that is shutdown(wait) + free.
+ * CF_WITH is a loop of one turn: break and continue inside it end the
+ * CF_WITH body, not an enclosing loop (unlike in Python's `with`); to leave
+ * that loop too, set a flag, or return. */
 #define CF__WITH_CAT2(a, b) a##b
 #define CF__WITH_CAT(a, b) CF__WITH_CAT2(a, b)
 #define CF_WITH(T, var, init) CF__WITH_(T, var, init, CF__WITH_CAT(cf__with_once_, __LINE__))

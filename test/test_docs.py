@@ -48,6 +48,12 @@ def public_names(header):
         names[n] = "type"
     for n in re.findall(r"\btypedef\b[^;]*?\(\s*\*\s*(\w+)\s*\)\s*\(", code):
         names[n] = "type"
+    for body in re.findall(r"\benum\b[^{;]*\{([^}]*)\}", code):  # enumerators
+        for n in re.findall(r"\b(CF_\w+)\s*(?:=[^,]*)?(?:,|$)", body.strip()):
+            names.setdefault(n, "constant")
+    m = re.search(r"#\s*define\s+CF_ERROR_MAP\(X\)(.*?)\n\s*\n", code, flags=re.S)
+    for n in re.findall(r"\bX\((\w+),", m.group(1) if m else ""):  # the status codes
+        names.setdefault("CF_" + n, "constant")
     return {n: k for n, k in names.items() if PUBLIC.match(n) and not INTERNAL.match(n)}
 
 

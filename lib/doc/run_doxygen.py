@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the reference manual: Doxygen, then the man pages made installable.
 
-usage: run_doxygen.py DOXYGEN DOXYFILE OUTDIR
+usage: run_doxygen.py DOXYGEN DOXYFILE OUTDIR CFUTURES_H
 
 Runs DOXYGEN on DOXYFILE (which writes OUTDIR/html, OUTDIR/man3 and
 OUTDIR/doxygen-warnings.log), from empty directories, so that no page of a
@@ -12,7 +12,9 @@ name since removed stays behind. Then, in man3/:
   CFUTURES_*, cfutures*) that is not a field;
 - removes the line continuations of macro values (CF_ERROR_MAP's table),
   which Doxygen copies unescaped, so that troff would join the lines;
-- adds cfutures.3, the overview: `man 3 cfutures` shows cfutures.h(3).
+- adds cfutures.3, the overview: `man 3 cfutures` shows cfutures.h(3);
+- adds a page for each status code (CF_EINVAL.3, ...), which CF_ERROR_MAP in
+  CFUTURES_H makes and Doxygen does not see: a link to the errors area.
 Warnings do not fail the build (a newer Doxygen may warn about more); the
 'docs' test suite (test/test_docs.py) requires that there are none.
 SPDX-License-Identifier: MIT
@@ -57,6 +59,22 @@ def drop_continuations(path):
         f.write("\n".join(lines))
 
 
+def error_codes(header):
+    """CF_<name> for every X(name, value, text) of CF_ERROR_MAP."""
+    with open(header, encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"#define CF_ERROR_MAP\(X\)(.*?)\n\s*\n", text, flags=re.S)
+    return ["CF_" + n for n in re.findall(r"\bX\((\w+),", m.group(1))] if m else []
+
+
+def add_error_pages(man3, header):
+    for name in error_codes(header):
+        path = os.path.join(man3, name + ".3")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(".so man3/cfutures_errors.3\n")
+
+
 def tidy_man(man3):
     for name in sorted(os.listdir(man3)):
         path = os.path.join(man3, name)
@@ -74,9 +92,9 @@ def tidy_man(man3):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         sys.exit(__doc__)
-    doxygen, doxyfile, outdir = sys.argv[1:]
+    doxygen, doxyfile, outdir, header = sys.argv[1:]
     for d in ("html", "man3"):
         shutil.rmtree(os.path.join(outdir, d), ignore_errors=True)
     log = os.path.join(outdir, "doxygen-warnings.log")
@@ -90,6 +108,7 @@ def main():
     if not os.path.exists(log):
         open(log, "w").close()
     tidy_man(os.path.join(outdir, "man3"))
+    add_error_pages(os.path.join(outdir, "man3"), header)
     with open(log) as f:
         warnings = f.read()
     if warnings:

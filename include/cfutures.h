@@ -352,7 +352,13 @@ typedef struct cf_process_pool_opts {
  * watched through pidfds (Linux 5.4 and later), never through SIGCHLD: the
  * program's SIGCHLD disposition, handler and mask stay its own. Safe to call
  * from a program that runs threads, whose standard descriptors are closed,
- * or that later fork()s (see cf_executor_free). */
+ * or that later fork()s (see cf_executor_free).
+ * Once every worker is busy, a process pool sends each a task or more ahead
+ * (more the shorter tasks run), so that the next starts without a round
+ * trip. A task sent ahead runs after the worker's current one, even if
+ * another worker goes idle meanwhile (unlike Python's shared queue): tasks
+ * that wait for one another, or for the program to act on their start,
+ * should not outnumber the workers. */
 CF_API cf_executor *cf_thread_pool_new(const cf_thread_pool_opts *opts);
 CF_API cf_executor *cf_process_pool_new(const cf_process_pool_opts *opts);
 /** @} */

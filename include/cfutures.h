@@ -299,7 +299,10 @@ typedef enum cf_start_method {
      * program and its initialisers per worker. Needs libcfutures linked into
      * the program (directly, or as a static library); otherwise the worker
      * starts in libcfutures' own constructor, before the program's
-     * initialisers have run. */
+     * initialisers have run. Not for a libcfutures that a plugin brought in
+     * through dlopen(): the re-run program would not load it before main,
+     * and its workers fail to start (the tasks fail with CF_EBROKEN); there,
+     * use CF_START_AUTO or CF_START_HELPER. */
     CF_START_EXEC = 1,
     /** Start the cfutures-worker helper installed with the library (in
      * libexecdir, found relative to libcfutures; $CFUTURES_WORKER_HELPER
@@ -414,8 +417,13 @@ CF_API int cf_executor_kill_workers(cf_executor *ex);
  * worker, a process pool's manager thread): it shuts down without waiting
  * and returns; the work already accepted still completes, and the executor
  * is freed when its last thread ends (so threads may outlive this call
- * then). A done-callback that a shutdown's cancel runs may free the
- * executor: the free completes when that shutdown returns.
+ * then). A done-callback that a shutdown's cancel runs (in the thread that
+ * called cf_executor_shutdown) may free the executor: that free waits for
+ * the running tasks there, as a free from that thread does (as in Python:
+ * so a running task must not wait for what the caller does after the
+ * shutdown), and the memory goes when that shutdown returns. From
+ * terminate_workers / kill_workers the signals go first, so such a free
+ * does not wait for a task they end.
  * In a child made by fork() while the executor existed, the child's copy
  * has none of its threads or workers: every call on it fails with
  * CF_EBROKEN (cf_last_error_message says why), its futures never complete,
@@ -445,7 +453,12 @@ typedef struct cf_executor_stats {
     uint64_t cf_reserved[8];             /**< set to zero (later versions' counts) */
 } cf_executor_stats;
 /** Fill `*out` with a snapshot (every field; cf_reserved zeroed): counts taken
- * while work goes on, each exact for the moment it was read. Costs the
+ * while work goes on. Each is exact once the work it counts is still (a
+ * pool whose workers are busy or idle, nothing being submitted, cancelled
+ * or handed out); a future that moves between states as the snapshot is
+ * taken (a cancel being dropped from the queue, a task on its way to a
+ * process-pool worker) may be counted twice or not at all in that one
+ * snapshot, never in later ones. Costs the
  * executor's hot path nothing (each worker keeps its own counts; this sums
  * them) and never blocks on tasks: it walks the queue of pending work under
  * the queue's lock, so its cost grows with what is pending. The tasks

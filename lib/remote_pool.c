@@ -245,32 +245,48 @@ static int remote_submit(cf_executor *ex, cf_future *f)
     return 0;
 }
 
-static int remote_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
+/* Refuse new work and wake the manager; with cancel_futures, move what is
+ * queued to *cancel (its callbacks run when the caller cancels them). */
+static void close_queue(cf__remote *r, bool cancel_futures, cf__fqueue *cancel)
 {
-    cf__remote *r = (cf__remote *)ex;
     atomic_store_explicit(&r->shutdown, true, memory_order_release);
     cf__rqueue_close(r);
-    cf__fqueue cancel = { 0 };
     if (cancel_futures)
-        cf__rqueue_take_all(r, &cancel);
+        cf__rqueue_take_all(r, cancel);
     uv_mutex_lock(&r->lock);
     if (r->manager_alive)
         uv_async_send(&r->async);
     uv_mutex_unlock(&r->lock);
+}
+
+static void cancel_all(cf__remote *r, cf__fqueue *cancel)
+{
     cf_future *f;
-    while ((f = cf__fq_pop(&cancel)))
+    while ((f = cf__fq_pop(cancel)))
         cf__remote_cancel_queued(r, f);
+}
+
+static int remote_shutdown(cf_executor *ex, bool wait, bool cancel_futures)
+{
+    cf__remote *r = (cf__remote *)ex;
+    cf__fqueue cancel = { 0 };
+    close_queue(r, cancel_futures, &cancel);
+    cancel_all(r, &cancel);
     if (wait && !cf__remote_on_manager(r)) /* never wait for ourselves */
         cf__event_wait(&r->done, CF__NO_DEADLINE);
     return 0;
 }
 
+/* The signals go before the cancels: a cancelled future's done-callback may
+ * free the pool, which waits for the running tasks, which the signals end. */
 static int remote_signal_workers(cf_executor *ex, int signum)
 {
     cf__remote *r = (cf__remote *)ex;
-    remote_shutdown(ex, false, true);
+    cf__fqueue cancel = { 0 };
+    close_queue(r, true, &cancel);
     if (cf__remote_on_manager(r)) { /* from a done-callback: at once */
         signal_all(r, signum);
+        cancel_all(r, &cancel);
         return 0;
     }
     uv_mutex_lock(&r->lock);
@@ -278,10 +294,11 @@ static int remote_signal_workers(cf_executor *ex, int signum)
     r->signal_req = signum;
     if (r->manager_alive)
         uv_async_send(&r->async);
-    /* Return once the signals are sent. */
+    /* Once the signals are sent. */
     while (r->manager_alive && r->signal_gen_done < gen)
         uv_cond_wait(&r->cond, &r->lock);
     uv_mutex_unlock(&r->lock);
+    cancel_all(r, &cancel);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "check.h"
 #include "test_process_util.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 
 #define WAIT 30.0
@@ -142,6 +143,33 @@ static void test_nested_free_during_cancel(void)
     cf_future_unref(queued);
 }
 
+/* terminate_workers cancels what is queued: a cancelled future's callback
+ * frees the pool, which waits for the running task. The signals go first,
+ * so that wait ends: the task behind the gate dies of SIGTERM. */
+static void test_free_during_terminate(void)
+{
+    cf_executor *ex = cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 1 });
+    CHECK(ex != NULL);
+    cf_future *busy = cf_submit(ex, wait_for_gate, V(1));
+    CHECK(busy != NULL);
+    wait_started();
+    /* A worker holds at most 2 tasks while run times are unknown: the
+     * second of these stays queued. */
+    cf_future *ahead = cf_submit(ex, ident, V(2));
+    cf_future *queued = cf_submit(ex, ident, V(3));
+    CHECK(ahead && queued);
+    while (!cf_future_running(ahead)) /* sent to the worker */
+        sched_yield();
+    CHECK_EQ(cf_future_add_done_callback(queued, free_executor_cb, ex), 0);
+    CHECK_EQ(cf_executor_terminate_workers(ex), 0);
+    CHECK(cf_future_cancelled(queued));
+    CHECK_EQ(cf_future_result(busy, WAIT, NULL), CF_EBROKEN);
+    CHECK_EQ(cf_future_result(ahead, WAIT, NULL), CF_EBROKEN);
+    cf_future_unref(busy);
+    cf_future_unref(ahead);
+    cf_future_unref(queued);
+}
+
 int main(void)
 {
     make_pipes();
@@ -150,5 +178,6 @@ int main(void)
     RUN(test_process_pool_free_from_callback);
     RUN(test_shutdown_wait_from_callback);
     RUN(test_nested_free_during_cancel);
+    RUN(test_free_during_terminate);
     return 0;
 }

@@ -182,8 +182,10 @@ void cf__rworker_exited(cf__rworker *w, const cf__worker_exit *e)
     bool starting = w->state == CF__W_STARTING;
     if (starting)
         r->nstarting--;
-    if (w->state != CF__W_RETIRING || w->recycled)
-        CF__REMOTE_COUNT(r, replaced); /* it died, or max_tasks_per_child */
+    /* It died (also when a shutdown had begun to retire it after it was
+     * lost: killed for task_timeout, or garbled), or max_tasks_per_child. */
+    if (w->state != CF__W_RETIRING || w->recycled || w->lost)
+        CF__REMOTE_COUNT(r, replaced);
     w->state = CF__W_EXITED;
     uv_timer_stop(&w->timer);
     if (starting && !r->terminating && !w->lost) {

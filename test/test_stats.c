@@ -127,6 +127,34 @@ static void test_recycled(void)
     cf_executor_free(ex); /* the last worker's exit is counted by then */
 }
 
+/* A worker killed for task_timeout died: it counts as replaced, also when
+ * a shutdown right after the timeout retires it before its end is seen. */
+static void *overrun(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static void test_timeout_replaced(void)
+{
+    for (int i = 0; i < 5; i++) {
+        cf_executor *ex =
+            cf_process_pool_new(&(cf_process_pool_opts){ .max_workers = 1, .task_timeout = 0.05 });
+        CHECK(ex != NULL);
+        cf_future *f = cf_submit(ex, overrun, NULL);
+        CHECK_EQ(cf_future_result(f, WAIT, NULL), CF_ETIMEDOUT);
+        CHECK_EQ(cf_executor_shutdown(ex, true, false), 0);
+        cf_executor_stats s;
+        CHECK_EQ(cf_executor_stats_get(ex, &s), 0);
+        CHECK_EQ(s.workers_replaced, 1);
+        CHECK_EQ(s.failed, 1);
+        cf_future_unref(f);
+        cf_executor_free(ex);
+    }
+}
+
 /* cf_parallel_for's helpers are the pool's own: they count nowhere, on the
  * thread pool as on the process pool (whose chunks are tasks: counted). */
 static void empty_range(void *ctx, const cf_range *r)
@@ -169,6 +197,7 @@ int main(void)
     RUN(test_thread_pool);
     RUN(test_process_pool);
     RUN(test_recycled);
+    RUN(test_timeout_replaced);
     RUN(test_parallel_for_not_counted);
     RUN(test_bad_arguments);
     return 0;

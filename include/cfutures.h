@@ -300,9 +300,9 @@ typedef enum cf_start_method {
      * the program (directly, or as a static library); otherwise the worker
      * starts in libcfutures' own constructor, before the program's
      * initialisers have run. Not for a libcfutures that a plugin brought in
-     * through dlopen(): the re-run program would not load it before main,
-     * and its workers fail to start (the tasks fail with CF_EBROKEN); there,
-     * use CF_START_AUTO or CF_START_HELPER. */
+     * through dlopen(), which the re-run program would not load before its
+     * main: cf_process_pool_new then fails with CF_ENOTSUP and says to use
+     * CF_START_HELPER (CF_START_AUTO picks it there). */
     CF_START_EXEC = 1,
     /** Start the cfutures-worker helper installed with the library (in
      * libexecdir, found relative to libcfutures; $CFUTURES_WORKER_HELPER

@@ -7,6 +7,7 @@
 
 #include "worker.h"
 
+#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <limits.h>
@@ -60,6 +61,110 @@ static bool started_through_loader(void)
     return false;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Whether a re-run program would load libcfutures before main               */
+/* ------------------------------------------------------------------------ */
+
+#define MAX_OBJECTS 512
+
+/* A loaded object: its load base, file name, DT_SONAME and DT_NEEDED names
+ * (pointers into its string table), and whether the program's start loads
+ * it (the main program, what it needs, and so on). */
+typedef struct loaded {
+    uintptr_t base;
+    const char *path, *soname, *strtab;
+    const ElfW(Dyn) * dyn;
+    bool at_start;
+} loaded;
+
+typedef struct objects {
+    loaded obj[MAX_OBJECTS];
+    size_t n;
+    bool overflow;
+} objects;
+
+/* A d_ptr of the dynamic section: glibc relocates them in place where the
+ * section is writable (x86-64), not where it is not. */
+static const char *dyn_ptr(uintptr_t base, ElfW(Addr) p)
+{
+    return (const char *)(p < base ? base + p : p);
+}
+
+static int collect(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    objects *o = data;
+    if (o->n == MAX_OBJECTS) {
+        o->overflow = true;
+        return 1;
+    }
+    loaded *l = &o->obj[o->n++];
+    *l = (loaded){ .base = info->dlpi_addr, .path = info->dlpi_name, .at_start = o->n == 1 };
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            l->dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    for (const ElfW(Dyn) *d = l->dyn; d && d->d_tag != DT_NULL; d++)
+        if (d->d_tag == DT_STRTAB)
+            l->strtab = dyn_ptr(l->base, d->d_un.d_ptr);
+    for (const ElfW(Dyn) *d = l->dyn; l->strtab && d && d->d_tag != DT_NULL; d++)
+        if (d->d_tag == DT_SONAME)
+            l->soname = l->strtab + d->d_un.d_val;
+    return 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash ? slash + 1 : path ? path : "";
+}
+
+/* Mark what the objects loaded at start need: true if any got marked. */
+static bool mark_needed(objects *o)
+{
+    bool more = false;
+    for (size_t i = 0; i < o->n; i++) {
+        const loaded *l = &o->obj[i];
+        for (const ElfW(Dyn) *d = l->dyn; l->at_start && l->strtab && d && d->d_tag != DT_NULL;
+             d++) {
+            if (d->d_tag != DT_NEEDED)
+                continue;
+            const char *name = l->strtab + d->d_un.d_val;
+            for (size_t j = 0; j < o->n; j++) {
+                loaded *m = &o->obj[j];
+                if (!m->at_start && ((m->soname && strcmp(m->soname, name) == 0) ||
+                                     strcmp(base_name(m->path), name) == 0))
+                    more = m->at_start = true;
+            }
+        }
+    }
+    return more;
+}
+
+/* Whether starting this program again loads libcfutures before main: it is
+ * in what the program needs (DT_NEEDED, transitively) or in LD_PRELOAD;
+ * not when a plugin brought it in through dlopen(). In doubt, yes. */
+static bool loaded_at_start(void)
+{
+    Dl_info self;
+    if (!dladdr((void *)(uintptr_t)cf__start_plan_make, &self))
+        return true;
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, base_name(self.dli_fname)))
+        return true;
+    objects *o = cf__calloc(1, sizeof *o);
+    if (!o)
+        return true;
+    dl_iterate_phdr(collect, o);
+    while (mark_needed(o))
+        ;
+    bool found = o->overflow;
+    for (size_t i = 0; i < o->n; i++)
+        if (o->obj[i].base == (uintptr_t)self.dli_fbase && o->obj[i].at_start)
+            found = true;
+    cf__free(o);
+    return found;
+}
+
 /* Re-run this program: its file, if still there, else /proc/self/exe
  * (which still names the running image when the file was deleted or
  * replaced; valgrind cannot run a program through it, hence the file
@@ -74,6 +179,14 @@ static int plan_exec(cf__start_plan *plan)
     }
     bool current = cf__object_file_current(&main_file);
     plan->flag = cf__worker_entry_interposed() ? CF__WORKER_FLAG : CF__WORKER_FLAG_EARLY;
+    if (!cf__worker_entry_interposed() && !loaded_at_start()) {
+        cf__set_last_error_msg(CF_ENOTSUP,
+                               "the exec start method re-runs the program %s, which does not "
+                               "load libcfutures before main (a plugin loaded it with dlopen()): "
+                               "use CF_START_HELPER, or CF_START_AUTO, which picks it",
+                               main_file.path);
+        return CF_ENOTSUP;
+    }
     if (started_through_loader()) {
         /* Run the loader again, naming the program. */
         if (!current) {

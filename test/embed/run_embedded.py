@@ -10,8 +10,10 @@
 --once LINE     LINE must appear exactly once on stdout (a worker re-running
                 main would print it again)
 --expect LINE   LINE must appear on stdout
+--expect-prefix TEXT  a line starting with TEXT must appear on stdout
+--status N      the program must exit with status N (default 0)
 --through-loader  run PROGRAM by naming its ELF interpreter (ld.so PROGRAM)
-Exits 0 when the program exited 0 and every check held; 77 (skip) when a
+Exits 0 when the program exited as expected and every check held; 77 (skip) when a
 sanitizer runtime that must be preloaded (for an interpreter) is missing.
 """
 import os
@@ -36,6 +38,7 @@ def interpreter(path):
 
 def main(argv):
     stdin_text, stdin_open, once, expect, loader = None, False, [], [], False
+    prefixes, status = [], 0
     i = 0
     while i < len(argv) and argv[i] != "--":
         opt = argv[i]
@@ -53,6 +56,12 @@ def main(argv):
             i += 1
         elif opt == "--expect":
             expect.append(argv[i + 1])
+            i += 2
+        elif opt == "--expect-prefix":
+            prefixes.append(argv[i + 1])
+            i += 2
+        elif opt == "--status":
+            status = int(argv[i + 1])
             i += 2
         else:
             sys.exit(f"run_embedded.py: unknown option {opt!r}")
@@ -74,8 +83,11 @@ def main(argv):
         return 1
     lines = out.splitlines()
     failures = []
-    if proc.returncode != 0:
-        failures.append(f"exit status {proc.returncode}")
+    if proc.returncode != status:
+        failures.append(f"exit status {proc.returncode}, not {status}")
+    for text in prefixes:
+        if not any(line.startswith(text) for line in lines):
+            failures.append(f"no line starting with {text!r}")
     for line in once:
         n = lines.count(line)
         if n != 1:

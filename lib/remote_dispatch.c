@@ -303,5 +303,9 @@ void cf__remote_dispatch(cf__remote *r)
         cf__rworker_flush(w);
     /* Left over only if a worker went away meanwhile: these are running. */
     cf__fq_prepend(&r->retry, &local);
-    grow(r, waiting + r->retry.n);
+    /* What still waits beyond the free places: a submit that came after we
+     * took from the queue goes to an idle worker next time, and must not
+     * start another one (three submits in a row would use two workers). */
+    size_t need = waiting + r->retry.n, spare = free_places(r, window);
+    grow(r, need > spare ? need - spare : 0);
 }

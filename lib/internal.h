@@ -140,6 +140,21 @@ typedef struct cf__range_call {
     unsigned char in[]; /* (end - begin) * in_size bytes */
 } cf__range_call;
 
+/* The chunk of `all` that starts at item `begin` and holds up to `items`
+ * items (fewer at the end of `all`), with its slices of all's arrays of
+ * in_size and out_size bytes per item. */
+static inline cf_range cf__range_part(const cf_range *all, size_t begin, size_t items,
+                                      size_t in_size, size_t out_size)
+{
+    size_t k = begin - all->begin;
+    return (cf_range){
+        .begin = begin,
+        .end = all->end - begin > items ? begin + items : all->end,
+        .in = all->in ? (const unsigned char *)all->in + k * in_size : NULL,
+        .out = all->out ? (unsigned char *)all->out + k * out_size : NULL,
+    };
+}
+
 /* Call fn(ctx, r) with cf_raise bound to `out` (a cf_return_copy made there
  * is dropped): returns out->status, 0 or CF_ETASK with out->code and
  * out->message set. */

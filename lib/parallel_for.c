@@ -16,14 +16,8 @@
 /* Run chunk c; false when it failed (the first failure is kept). */
 static bool run_chunk(cf__loop *loop, size_t c)
 {
-    size_t begin = c * loop->grain;
-    size_t end = loop->n - begin > loop->grain ? begin + loop->grain : loop->n;
-    cf_range r = {
-        .begin = begin,
-        .end = end,
-        .in = loop->in ? loop->in + begin * loop->in_size : NULL,
-        .out = loop->out ? loop->out + begin * loop->out_size : NULL,
-    };
+    const cf_range all = { .begin = 0, .end = loop->n, .in = loop->in, .out = loop->out };
+    cf_range r = cf__range_part(&all, c * loop->grain, loop->grain, loop->in_size, loop->out_size);
     cf__outcome out;
     if (cf__run_range(loop->fn, loop->ctx, &r, &out) == 0)
         return true;

@@ -241,23 +241,26 @@ static size_t take_queued(cf__remote *r, cf__fqueue *local, size_t want)
 }
 
 /* Idle workers first (level 0), then one more per worker per level up to
- * the window. */
-static void place_tasks(cf__remote *r, cf__fqueue *local, size_t window)
+ * the window. Returns how many places it filled. */
+static size_t place_tasks(cf__remote *r, cf__fqueue *local, size_t window)
 {
+    size_t placed = 0;
     for (size_t level = 0; level < window; level++) {
         for (cf__rworker *w = r->workers; w; w = w->next) {
             if (w->inflight.n != level || level >= worker_limit(r, w, window))
                 continue;
             cf_future *f = next_task(r, local);
             if (!f)
-                return;
+                return placed;
             /* A task sent is activity (see run_loop); tasks that wait for
              * a place are not, or a backlog behind busy workers would keep
              * the manager polling for as long as the workers compute. */
             r->activity++;
             send_task(r, w, f);
+            placed++;
         }
     }
+    return placed;
 }
 
 /* More work than places: start workers, up to max_workers. */
@@ -297,8 +300,9 @@ void cf__remote_dispatch(cf__remote *r)
         return;
     }
     size_t waiting = take_queued(r, &local, want);
-    place_tasks(r, &local, window);
-    cf__remote_publish_stats(r); /* before the tasks can start */
+    size_t placed = place_tasks(r, &local, window);
+    size_t spare = places > placed ? places - placed : 0; /* idle places left */
+    cf__remote_publish_stats(r);                          /* before the tasks can start */
     for (cf__rworker *w = r->workers; w; w = w->next)
         cf__rworker_flush(w);
     /* Left over only if a worker went away meanwhile: these are running. */
@@ -306,6 +310,6 @@ void cf__remote_dispatch(cf__remote *r)
     /* What still waits beyond the free places: a submit that came after we
      * took from the queue goes to an idle worker next time, and must not
      * start another one (three submits in a row would use two workers). */
-    size_t need = waiting + r->retry.n, spare = free_places(r, window);
+    size_t need = waiting + r->retry.n;
     grow(r, need > spare ? need - spare : 0);
 }

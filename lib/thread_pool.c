@@ -519,32 +519,31 @@ static bool take_one(atomic_int *counter)
 
 static void kick_helper(thread_pool *pool);
 
+/* Wake a parked worker, if any (also while another polls: see
+ * thread_pool_parallel_for): true if one was. */
+static inline bool wake_parked(thread_pool *pool)
+{
+    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) == 0 ||
+        !take_one(&pool->sleepers))
+        return false;
+    uv_sem_post(&pool->wake);
+    return true;
+}
+
 /* After a push: wake a parked worker unless one is polling the queue; with
  * none parked, a waiting task parked with nothing to run. */
 static void wake_one(thread_pool *pool)
 {
     if (atomic_load_explicit(&pool->spinning, memory_order_seq_cst) != 0)
         return;
-    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
-        take_one(&pool->sleepers))
-        uv_sem_post(&pool->wake);
-    else if (atomic_load_explicit(&pool->helpers_parked, memory_order_seq_cst) > 0)
+    if (!wake_parked(pool) && atomic_load_explicit(&pool->helpers_parked, memory_order_seq_cst) > 0)
         kick_helper(pool);
-}
-
-/* Wake a parked worker, if any, even while another polls (see
- * thread_pool_parallel_for). */
-static void wake_parked(thread_pool *pool)
-{
-    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
-        take_one(&pool->sleepers))
-        uv_sem_post(&pool->wake);
 }
 
 static void wake_all(thread_pool *pool)
 {
-    while (take_one(&pool->sleepers))
-        uv_sem_post(&pool->wake);
+    while (wake_parked(pool))
+        ;
 }
 
 /* After taking a future: if more work is queued and someone may be parked
@@ -1174,7 +1173,7 @@ static int thread_pool_parallel_for(cf_executor *ex, cf__loop *loop)
          * other CPU idle. So if no helper has started after the caller's
          * first take, wake a parked worker as well. */
         if (cf__loop_work_some(loop) && started > 0 && !any_started(helpers, started))
-            wake_parked(pool);
+            (void)wake_parked(pool);
         cf__loop_work(loop);
     }
     for (size_t i = 0; i < started; i++) {

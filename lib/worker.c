@@ -179,13 +179,7 @@ static int run_grains(cf_range_fn fn, void *ctx, const cf_range *r, size_t grain
                       size_t out_size, cf__outcome *o)
 {
     for (size_t begin = r->begin; begin < r->end; begin += grain) {
-        size_t k = begin - r->begin;
-        cf_range chunk = {
-            .begin = begin,
-            .end = r->end - begin > grain ? begin + grain : r->end,
-            .in = r->in ? (const unsigned char *)r->in + k * in_size : NULL,
-            .out = r->out ? (unsigned char *)r->out + k * out_size : NULL,
-        };
+        cf_range chunk = cf__range_part(r, begin, grain, in_size, out_size);
         int rc = cf__run_range(fn, ctx, &chunk, o);
         if (rc != 0)
             return rc;

@@ -219,6 +219,27 @@ static void check_outcome(cf_future *f, int kind)
     }
 }
 
+/* A map's iteration stopped with rc after `got` of its n results: at its
+ * end with every result, or on an item that failed, which only a lack of
+ * memory may explain; after a failure the iteration has ended. */
+static void check_map_end(cf_map_iter *it, int rc, size_t got, size_t n)
+{
+    if (rc == 0) {
+        CHECK_EQ(got, n);
+        return;
+    }
+    if (rc == CF_ETASK) {
+        const cf_exception *exc = cf_map_exception(it);
+        CHECK(exc != NULL);
+        CHECK_EQ(exc->code, CF_ENOMEM);
+        nomem_seen++;
+    } else {
+        STATUS_OK(rc);
+    }
+    void *value;
+    CHECK_EQ(cf_map_next(it, &value), 0);
+}
+
 /* Iterate a map to its end and check each result against `expect`. */
 static void check_map(cf_executor *ex, cf_fn fn, void *const *args, const int *expect, size_t n,
                       const cf_map_opts *opts, bool copies)
@@ -235,20 +256,7 @@ static void check_map(cf_executor *ex, cf_fn fn, void *const *args, const int *e
         CHECK_EQ(got, expect[i]);
         i++;
     }
-    if (rc == 0) {
-        CHECK_EQ(i, n);
-    } else {
-        /* An item failed; only a lack of memory may explain it. */
-        if (rc == CF_ETASK) {
-            const cf_exception *exc = cf_map_exception(it);
-            CHECK(exc != NULL);
-            CHECK_EQ(exc->code, CF_ENOMEM);
-            nomem_seen++;
-        } else {
-            STATUS_OK(rc);
-        }
-        CHECK_EQ(cf_map_next(it, &value), 0); /* the iteration has ended */
-    }
+    check_map_end(it, rc, i, n);
     cf_map_free(it);
 }
 
@@ -268,16 +276,7 @@ static void check_map_batches(cf_executor *ex, cf_fn fn, void *const *args, cons
             CHECK_EQ((int)(intptr_t)values[k], expect[i + k]);
         i += count;
     }
-    if (rc == 0) {
-        CHECK_EQ(i, n);
-    } else if (rc == CF_ETASK) {
-        const cf_exception *exc = cf_map_exception(it);
-        CHECK(exc != NULL);
-        CHECK_EQ(exc->code, CF_ENOMEM);
-        nomem_seen++;
-    } else {
-        STATUS_OK(rc);
-    }
+    check_map_end(it, rc, i, n);
     cf_map_free(it);
 }
 

@@ -259,6 +259,22 @@ static bool chunk_settle_item(cf__chunk_result *chunk, cf__outcome *out, void *r
     return go_on;
 }
 
+/* Items from i on of a chunk of values, while each returns a plain value:
+ * each result goes to values[i]. Returns where it stopped: n, or the item
+ * that raised or made a copy (its return value in values[i], not yet
+ * counted). Apart from the call, so that the loop keeps its pointers in
+ * registers: only the outcome is read back after each call. */
+static size_t run_plain_items(cf_fn fn, void *const *items, void **values, size_t i, size_t n,
+                              const cf__outcome *out)
+{
+    for (; i < n; i++) {
+        values[i] = fn(items[i]);
+        if (__builtin_expect(out->status != 0 || out->copy != NULL, 0))
+            break;
+    }
+    return i;
+}
+
 /* The outcome stays bound for the whole chunk and is looked at only when an
  * item raised or made a copy: the plain path costs one call and one store. */
 cf__chunk_result *cf__run_chunk(cf__call *call)
@@ -274,19 +290,22 @@ cf__chunk_result *cf__run_chunk(cf__call *call)
     memset(&out, 0, sizeof out);
     cf__outcome *outer = current;
     current = &out;
-    /* Locals, so that the loop keeps them in registers across the calls. */
-    cf_fn fn = call->fn;
-    void *const *items = call->items;
-    const unsigned char *bytes = call->item_bytes;
     size_t n = call->count, arg_size = call->arg_size, k = 0;
-    void **values = chunk->values;
-    for (size_t i = 0; i < n; i++) {
-        void *arg = arg_size ? (void *)(bytes + i * arg_size) : items[i];
-        void *ret = fn(arg);
-        if (__builtin_expect(out.status == 0 && !out.copy, 1)) {
-            values[k++] = ret;
-            continue;
+    while (k < n) {
+        void *ret;
+        if (arg_size == 0) {
+            k = run_plain_items(call->fn, call->items, chunk->values, k, n, &out);
+            if (k == n)
+                break;
+            ret = chunk->values[k];
+        } else {
+            ret = call->fn((void *)(call->item_bytes + k * arg_size));
+            if (__builtin_expect(out.status == 0 && !out.copy, 1)) {
+                chunk->values[k++] = ret;
+                continue;
+            }
         }
+        /* Each item before k added one value; item k settles (or stops). */
         chunk->count = k;
         bool go_on = chunk_settle_item(chunk, &out, ret);
         k = chunk->count;

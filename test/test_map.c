@@ -707,6 +707,50 @@ static void test_free_waits_for_running_tasks(void)
     }
 }
 
+/* Item `blocked_item` waits until the consumer has taken item 0. */
+static intptr_t blocked_item;
+static cf_future *consumer_took_first;
+
+static void *task_square_unless_blocked(void *arg)
+{
+    if (I(arg) == blocked_item)
+        CHECK_EQ(cf_future_result(consumer_took_first, CF_FOREVER, NULL), 0);
+    return V(I(arg) * I(arg));
+}
+
+/* A later task that waits for what the consumer does with an earlier value
+ * never holds that value back (Python yields each result once it is done;
+ * cf_map's batching of its own wake-ups is bounded in time). */
+static void test_later_item_waits_for_consumer(void)
+{
+    for (size_t chunksize = 1; chunksize <= 4; chunksize += 3) {
+        size_t n = 24 * chunksize;
+        cf_executor *ex = pool(2);
+        consumer_took_first = cf_future_new();
+        CHECK(consumer_took_first);
+        blocked_item = (intptr_t)(16 * chunksize);
+        void **args = malloc(n * sizeof *args);
+        CHECK(args);
+        for (size_t i = 0; i < n; i++)
+            args[i] = V(i);
+        cf_map_iter *it = cf_map(ex, task_square_unless_blocked, args, n,
+                                 &(cf_map_opts){ .chunksize = chunksize });
+        CHECK(it);
+        void *v;
+        for (size_t i = 0; i < n; i++) {
+            CHECK_EQ(cf_map_next(it, &v), 1);
+            CHECK_EQ(I(v), (intptr_t)(i * i));
+            if (i == 0)
+                CHECK_EQ(cf_future_set_result(consumer_took_first, NULL), 0);
+        }
+        CHECK_EQ(cf_map_next(it, &v), 0);
+        cf_map_free(it);
+        free(args);
+        cf_executor_free(ex);
+        cf_future_unref(consumer_took_first);
+    }
+}
+
 static bool no_items(void *userdata, void **arg)
 {
     (void)userdata;
@@ -766,6 +810,7 @@ int main(void)
     RUN(test_next_batch);
     RUN(test_next_batch_error_and_copies);
     RUN(test_free_waits_for_running_tasks);
+    RUN(test_later_item_waits_for_consumer);
     RUN(test_bad_options);
     fprintf(stderr, "test_map: all passed\n");
     return 0;

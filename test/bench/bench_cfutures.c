@@ -271,24 +271,34 @@ static void *const *map_args(const bench_params *p)
     return args;
 }
 
-/* map_chunked through the fastest entry point; *per_item gets cf_map's
- * figure when that is not the one (thread pool), else NAN. */
-static double run_map(bool process, cf_executor *ex, const bench_params *p, double *per_item)
+/* map_chunked through the fastest entry point. When that is not cf_map
+ * (thread pool) and per_item is not NULL, *per_item gets cf_map's figure on a
+ * pool of its own, made and warmed up as ex was (else NAN). */
+static double run_map(bool process, cf_executor *ex, const bench_params *p, int workers,
+                      double *per_item)
 {
     void *const *args = map_args(p);
     if (!args)
         return NAN;
     bool unsupported = false;
     double value = run_loop(process, ex, p, &unsupported);
-    *per_item = NAN;
+    if (per_item)
+        *per_item = NAN;
     if (unsupported) {
         value = run_map_batches(process, ex, p, args);
-    } else if (!isnan(value)) {
-        /* After a loop one worker keeps polling for the next (up to 1 ms):
-         * let it park first, so that cf_map starts as cold as every other
-         * system's pool does after its warm-up. */
-        bench_sleep_ms(5);
-        *per_item = run_map_batches(process, ex, p, args);
+    } else if (!isnan(value) && per_item) {
+        /* Not on ex: after a loop one of its workers keeps polling for the
+         * next (up to 1 ms), which would start cf_map warmer than any other
+         * system's first run; and waiting for it to park leaves the CPUs
+         * idle, which costs the next run about a millisecond on these VMs. */
+        int code;
+        cf_executor *fresh = bench_cf_pool(process, workers, &code);
+        if (!fresh) {
+            fail_note(process, "creating the pool for cf_map", code);
+            return value;
+        }
+        *per_item = run_map_batches(process, fresh, p, args);
+        cf_executor_free(fresh);
     }
     return value;
 }
@@ -399,10 +409,8 @@ double bench_cf_run_once(cf_executor *ex, bench_workload w, const bench_params *
         return run_roundtrip(true, ex, p);
     case BENCH_CPU_SPEEDUP:
         return run_cpu(true, ex, p);
-    case BENCH_MAP_CHUNKED: {
-        double per_item; /* cf_map's figure: not reported for this executor */
-        return run_map(true, ex, p, &per_item);
-    }
+    case BENCH_MAP_CHUNKED:
+        return run_map(true, ex, p, 0, NULL); /* cf_map's figure: not reported here */
     case BENCH_SLEEP_CONCURRENCY:
         return run_sleep(true, ex, p);
     default:
@@ -494,7 +502,7 @@ bool bench_cfutures_run(bool process, bench_workload w, const bench_params *p)
             v = run_cpu(process, ex, p);
             break;
         case BENCH_MAP_CHUNKED:
-            v = run_map(process, ex, p, &second);
+            v = run_map(process, ex, p, workers, &second);
             break;
         case BENCH_SLEEP_CONCURRENCY:
             v = run_sleep(process, ex, p);

@@ -9,8 +9,17 @@
  * killed to be sure. Before the end is reported, every byte the worker wrote
  * is read, so its last replies count.
  *
- * Our ends of the channels and the pidfds are registered with fork.c, so a
- * child the program forks does not keep them (and with them the workers).
+ * Each worker also shares a memfd with us (cf__shm_header in wire.h), sent
+ * with its first frame and mapped and closed by the worker at once, where
+ * it leaves parallel loops' output slices: we read them out with pread and
+ * map only its header page. A reply still says where each slice is, so the
+ * channel carries every message; the memory spares the slice two copies
+ * through the kernel and one in the worker (a loop over 1M 8-byte items,
+ * repeated on one pool: 2.9 -> 2.5 ms).
+ *
+ * Our ends of the channels, the memfds and the pidfds are registered with
+ * fork.c, so a child the program forks does not keep them (and with them
+ * the workers).
  * SPDX-License-Identifier: MIT */
 #include "process_start.h"
 #include "remote.h"
@@ -23,6 +32,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h> /* memfd_create */
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,6 +54,9 @@ typedef struct proc_worker {
     uv_pipe_t pipe;       /* our end of the channel */
     uv_poll_t exit_watch; /* the pidfd: readable once the process ended */
     int channel, pidfd;
+    int shm_fd;                 /* the memory shared with the worker (a memfd), or -1 */
+    cf__shm_header *shm_header; /* our mapping of its header page, or NULL */
+    bool shm_sent;              /* with its first frame */
     bool pipe_open, watch_open;
     cf__buf writing; /* frames a uv_write is sending */
     bool write_busy;
@@ -79,6 +92,78 @@ static void on_write(uv_write_t *req, int status)
     proc_flush(w);
 }
 
+/* Drop the memory shared with w: never sent, or w is gone. */
+static void drop_shm(cf__rworker *w)
+{
+    proc_worker *p = pw(w);
+    w->shm = false;
+    if (p->shm_header) {
+        munmap(p->shm_header, CF__SHM_HEADER);
+        p->shm_header = NULL;
+    }
+    if (p->shm_fd >= 0) {
+        cf__fork_close_fd(p->shm_fd, NULL, NULL);
+        p->shm_fd = -1;
+    }
+}
+
+/* The first bytes w gets (its INIT frame) carry the memory we share with
+ * it: bytes sent (> 0), or a negated errno; if that failed, we do not use
+ * the memory (nothing else was sent). */
+static int send_with_shm(cf__rworker *w, const unsigned char *data, size_t len)
+{
+    proc_worker *p = pw(w);
+    union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control
+    };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &p->shm_fd, sizeof(int));
+    ssize_t n;
+    do
+        n = sendmsg(p->channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    int err = errno;
+    p->shm_sent = true;
+    if (n <= 0) {
+        drop_shm(w);
+        return n < 0 ? -err : -EAGAIN;
+    }
+    return (int)(n > INT_MAX ? INT_MAX : n);
+}
+
+/* The output slice out of its slot with pread, not through a mapping of
+ * our own: a page the worker made costs no fault here, on the manager
+ * thread every task waits for. Then the slot is the worker's again. */
+static int proc_shm_take(cf__rworker *w, uint64_t slot, void *dest, size_t len)
+{
+    proc_worker *p = pw(w);
+    if (slot >= CF__SHM_SLOTS || len > CF__SHM_SLOT_BYTES)
+        return -1;
+    unsigned char *to = dest;
+    off_t at = (off_t)(CF__SHM_HEADER + slot * CF__SHM_SLOT_BYTES);
+    while (len > 0) {
+        ssize_t n = pread(p->shm_fd, to, len, at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        to += n;
+        at += n;
+        len -= (size_t)n;
+    }
+    atomic_store_explicit(&p->shm_header->busy[slot], 0, memory_order_release);
+    return 0;
+}
+
 /* Write what wbuf holds: synchronously when the socket takes it all (the
  * common case: no allocation, one system call), else through uv_write. */
 static void proc_flush(cf__rworker *w)
@@ -88,7 +173,10 @@ static void proc_flush(cf__rworker *w)
         return;
     size_t off = 0;
     uv_buf_t b = uv_buf_init((char *)w->wbuf.data, (unsigned)w->wbuf.len);
-    int n = uv_try_write((uv_stream_t *)&p->pipe, &b, 1);
+    int n = w->shm && !p->shm_sent ? send_with_shm(w, w->wbuf.data, w->wbuf.len)
+                                   : uv_try_write((uv_stream_t *)&p->pipe, &b, 1);
+    if (n == -EAGAIN)
+        n = UV_EAGAIN; /* the shared memory was dropped: nothing was sent */
     if (n > 0)
         off = (size_t)n;
     else if (n != UV_EAGAIN) {
@@ -306,10 +394,40 @@ static int watch(cf__rworker *w, int channel, char *why, size_t cap)
     return CF_ESYSTEM;
 }
 
+/* The memory this worker and we share for parallel loops' slices, sent
+ * with its first frame; without it (memfd_create refused, say) the slices
+ * travel in the frames. Its pages come into being as the worker first
+ * writes them. */
+static void make_shm(cf__rworker *w)
+{
+    proc_worker *p = pw(w);
+    int fd = memfd_create("cfutures-slices", MFD_CLOEXEC);
+    if (fd < 0)
+        return;
+    if ((fd = cf__fd_above_stdio(fd)) < 0)
+        return;
+    if (cf__fork_register_fd(fd) != 0) {
+        close(fd);
+        return;
+    }
+    p->shm_fd = fd;
+    void *h = MAP_FAILED;
+    if (ftruncate(fd, (off_t)CF__SHM_BYTES) == 0)
+        h = mmap(NULL, CF__SHM_HEADER, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (h == MAP_FAILED) {
+        drop_shm(w);
+        return;
+    }
+    (void)madvise(h, CF__SHM_HEADER, MADV_DONTFORK); /* not in fork() children of ours */
+    p->shm_header = h;
+    w->shm = true;
+}
+
 static int proc_start(cf__rworker *w, char *why, size_t cap)
 {
     proc_pool *pool = cf__remote_transport(w->pool);
     proc_worker *p = pw(w);
+    p->shm_fd = -1;
     int sv[2];
     int rc = make_channel(sv, why, cap);
     if (rc != 0)
@@ -340,7 +458,10 @@ static int proc_start(cf__rworker *w, char *why, size_t cap)
     }
     p->pidfd = s.pidfd;
     w->pid = s.pid;
-    return watch(w, sv[0], why, cap);
+    rc = watch(w, sv[0], why, cap);
+    if (rc == 0)
+        make_shm(w);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -377,6 +498,7 @@ static void proc_close(cf__rworker *w)
 static void proc_release(cf__rworker *w)
 {
     cf__buf_free(&pw(w)->writing);
+    drop_shm(w);
 }
 
 static void proc_finish(cf__remote *r)
@@ -406,6 +528,7 @@ static const cf__transport_ops process_transport = {
     .retire = proc_retire,
     .kill = proc_kill,
     .close = proc_close,
+    .shm_take = proc_shm_take,
     .release = proc_release,
     .finish = proc_finish,
     .destroy = proc_destroy,

@@ -65,6 +65,11 @@ typedef struct cf__transport_ops {
     /* After the exit was reported: close every handle of the worker, each
      * through cf__rworker_close_handle (or, for one never opened, nothing). */
     void (*close)(cf__rworker *w);
+    /* A reply said slot `slot` of w's shared memory holds its len output
+     * bytes: copy them to dest and give the slot back to the worker. 0, or
+     * nonzero when that failed (the worker is then lost). NULL when the
+     * transport never sets w->shm. */
+    int (*shm_take)(cf__rworker *w, uint64_t slot, void *dest, size_t len);
     /* The record's last handle closed: free what the transport's part owns.
      * May be NULL. */
     void (*release)(cf__rworker *w);
@@ -115,9 +120,12 @@ struct cf__rworker {
     long pid;            /* process id, 0 when it has none */
     unsigned char *rbuf; /* bytes read, not yet handled */
     size_t rlen, rcap;
-    cf__buf wbuf;            /* frames queued by the core, not yet taken by flush */
-    size_t in_transit;       /* bytes the transport took and has not written yet */
-    uv_timer_t timer;        /* task_timeout while a task runs; grace while retiring */
+    cf__buf wbuf;      /* frames queued by the core, not yet taken by flush */
+    size_t in_transit; /* bytes the transport took and has not written yet */
+    uv_timer_t timer;  /* task_timeout while a task runs; grace while retiring */
+    /* The transport shares memory with the worker (see cf__shm_header):
+     * replies may then leave a parallel loop's output slice in a slot. */
+    bool shm;
     max_align_t transport[]; /* ops->worker_size bytes */
 };
 

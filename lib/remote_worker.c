@@ -236,12 +236,17 @@ static void complete_head(cf__rworker *w, const cf__frame *fr)
     uint64_t run_ns = 0;
     cf__outcome out;
     cf__chunk_result *chunk = NULL;
-    /* A parallel loop's output slice goes straight to the caller's array. */
+    /* A parallel loop's output slice goes straight to the caller's array,
+     * from the reply or from a slot of the memory shared with the worker. */
     const cf__range_call *range = single ? f->call.range : NULL;
     void *dest = range ? range->dest : NULL;
     size_t dest_size = dest ? (range->end - range->begin) * range->out_size : 0;
-    int rc = single ? cf__wire_get_result_into(fr, &out, &run_ns, dest, dest_size)
-                    : cf__wire_get_chunk_result(fr, f->call.count, &chunk, &run_ns);
+    uint64_t slot = CF__NO_SLOT;
+    int rc =
+        single ? cf__wire_get_result_into(fr, &out, &run_ns, dest, dest_size, w->shm ? &slot : NULL)
+               : cf__wire_get_chunk_result(fr, f->call.count, &chunk, &run_ns);
+    if (rc == 0 && slot != CF__NO_SLOT && r->ops->shm_take(w, slot, dest, dest_size) != 0)
+        rc = CF_EINVAL;
     if (rc == CF_EINVAL) {
         garbled(w, single ? "a garbled result" : "a garbled chunk result");
         return;

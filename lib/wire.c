@@ -285,6 +285,22 @@ int cf__wire_put_result(cf__buf *b, uint64_t id, const cf__outcome *out, uint64_
     return 0;
 }
 
+int cf__wire_put_slot_result(cf__buf *b, uint64_t id, uint64_t slot, size_t size, uint64_t run_ns)
+{
+    put w;
+    int rc = frame_begin(b, CF__MSG_RESULT, id, 8 + 4 + 4 + 1 + 8 + 8, &w);
+    if (rc != 0)
+        return rc;
+    put_u64(&w, run_ns);
+    put_i32(&w, 0);
+    put_i32(&w, 0);
+    put_u8(&w, 4);
+    put_u64(&w, slot);
+    put_u64(&w, size);
+    frame_end(b, &w);
+    return 0;
+}
+
 static size_t chunk_payload(const cf__chunk_result *chunk)
 {
     size_t n = 8 + 8 + 1 + 4 + 4;
@@ -592,13 +608,28 @@ static void *dup_bytes(const unsigned char *bytes, size_t size)
 
 int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
 {
-    return cf__wire_get_result_into(fr, out, run_ns, NULL, 0);
+    return cf__wire_get_result_into(fr, out, run_ns, NULL, 0, NULL);
+}
+
+/* A RESULT with flag 4: the output slice is in a slot of shared memory. */
+static int get_slot_result(get *r, int status, int code, const void *dest, size_t dest_size,
+                           uint64_t *slot)
+{
+    uint64_t at = get_u64(r);
+    uint64_t size = get_u64(r); /* no bytes follow */
+    if (r->bad || r->left != 0 || status != 0 || code != 0 || !dest || !slot ||
+        at >= CF__SHM_SLOTS || size != dest_size)
+        return CF_EINVAL;
+    *slot = at;
+    return 0;
 }
 
 int cf__wire_get_result_into(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns, void *dest,
-                             size_t dest_size)
+                             size_t dest_size, uint64_t *slot)
 {
     memset(out, 0, sizeof *out);
+    if (slot)
+        *slot = CF__NO_SLOT;
     if (fr->type != CF__MSG_RESULT)
         return CF_EINVAL;
     get r = reader(fr);
@@ -606,6 +637,8 @@ int cf__wire_get_result_into(const cf__frame *fr, cf__outcome *out, uint64_t *ru
     int status = get_i32(&r);
     int code = get_i32(&r);
     uint8_t flags = get_u8(&r);
+    if (flags == 4)
+        return get_slot_result(&r, status, code, dest, dest_size, slot);
     bool copy = flags & 1, text = flags & 2;
     if ((flags & ~3u) || (status != 0 && status != CF_ETASK) || (copy && status != 0) ||
         (text != (status != 0)))

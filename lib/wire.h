@@ -24,7 +24,10 @@
  *   READY        u64 pid: the initializer (if any) succeeded
  *   INIT_FAIL    i32 code, text
  *   RESULT       u64 run_ns, i32 status (0 or CF_ETASK), i32 code, u8 flags
- *                  (1: copy, 2: message), u64 value | u64 size + bytes, [text]
+ *                  (1: copy, 2: message, 4: shared), u64 value | u64 size +
+ *                  bytes (1) | u64 slot + u64 size (4: a RANGE task's output
+ *                  slice is in that slot of the memory shared with the pool,
+ *                  see cf__shm_header), [text]
  *   CHUNK_RESULT u64 run_ns, u64 count, u8 flags (1: copies, 2: message),
  *                  i32 fail_status (0 or CF_ETASK), i32 fail_code, [text],
  *                  then count items: copies ? (u8 is_copy, u64 value | u64 size
@@ -45,6 +48,22 @@
 /* Largest max_message (larger values are capped): a frame's length must fit
  * its u32 field, and a few frames queued for one worker a libuv buffer. */
 #define CF__WIRE_MAX_MAX_MESSAGE ((size_t)1 << 30)
+
+/* The memory a process pool shares with each worker (a memfd it sends with
+ * the first frame): a header page, then CF__SHM_SLOTS slots. The worker
+ * runs a RANGE task whose output slice fits in a slot it finds free (busy
+ * 0), marks it busy, and replies with flag 4; the pool copies the slice out
+ * and frees the slot. With no slot free the slice travels in the reply, so
+ * nobody ever waits for a slot. Few slots, reused: a fresh page costs a
+ * fault (about 2 us here), which a slot pays only the first time. */
+#define CF__SHM_SLOTS 8u
+#define CF__SHM_SLOT_BYTES ((size_t)64 * 1024)
+#define CF__SHM_HEADER ((size_t)4096)
+#define CF__SHM_BYTES (CF__SHM_HEADER + CF__SHM_SLOTS * CF__SHM_SLOT_BYTES)
+typedef struct cf__shm_header {
+    _Atomic uint32_t busy[CF__SHM_SLOTS]; /* set by the worker, cleared by the pool */
+} cf__shm_header;
+#define CF__NO_SLOT UINT64_MAX
 
 enum cf__msg_type {
     CF__MSG_INIT = 1,
@@ -88,6 +107,8 @@ int cf__wire_put_exit(cf__buf *b);
 int cf__wire_put_ready(cf__buf *b, uint64_t pid);
 int cf__wire_put_init_fail(cf__buf *b, int code, const char *message);
 int cf__wire_put_result(cf__buf *b, uint64_t id, const cf__outcome *out, uint64_t run_ns);
+/* A RANGE task's successful result: its `size` output bytes are in `slot`. */
+int cf__wire_put_slot_result(cf__buf *b, uint64_t id, uint64_t slot, size_t size, uint64_t run_ns);
 int cf__wire_put_chunk_result(cf__buf *b, uint64_t id, const cf__chunk_result *chunk,
                               uint64_t run_ns);
 /* Bytes cf__wire_put_result / cf__wire_put_chunk_result would append. */
@@ -140,9 +161,12 @@ int cf__wire_get_init_fail(const cf__frame *fr, int *code, char **message);
 int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns);
 /* The same, but a successful result must be a copy of dest_size bytes
  * (else CF_EINVAL), and its bytes go to dest instead of a copy of their
- * own: out->copy stays NULL. dest NULL: cf__wire_get_result. */
+ * own: out->copy stays NULL. dest NULL: cf__wire_get_result. A result in a
+ * slot of shared memory (flag 4, dest_size bytes, slot < CF__SHM_SLOTS) is
+ * accepted only when slot is not NULL: *slot says which, and dest is left
+ * for the caller to fill from there (else *slot is CF__NO_SLOT). */
 int cf__wire_get_result_into(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns, void *dest,
-                             size_t dest_size);
+                             size_t dest_size, uint64_t *slot);
 /* A new chunk result of at most max_count items. 0, CF_EINVAL, CF_ENOMEM. */
 int cf__wire_get_chunk_result(const cf__frame *fr, size_t max_count, cf__chunk_result **chunk,
                               uint64_t *run_ns);

@@ -188,8 +188,30 @@ static int run_grains(cf_range_fn fn, void *ctx, const cf_range *r, size_t grain
     return 0;
 }
 
+/* A free slot of the memory shared with the pool for `bytes` of output,
+ * marked busy (the pool frees it once it copied them out), or CF__NO_SLOT. */
+static uint64_t take_slot(const server *s, size_t bytes)
+{
+    if (!s->io->shm || s->io->shm_size < CF__SHM_BYTES || bytes == 0 || bytes > CF__SHM_SLOT_BYTES)
+        return CF__NO_SLOT;
+    cf__shm_header *h = (cf__shm_header *)s->io->shm;
+    for (uint64_t k = 0; k < CF__SHM_SLOTS; k++) /* the lowest first: its pages are warm */
+        if (atomic_load_explicit(&h->busy[k], memory_order_acquire) == 0) {
+            atomic_store_explicit(&h->busy[k], 1, memory_order_relaxed);
+            return k;
+        }
+    return CF__NO_SLOT;
+}
+
+static void give_slot_back(const server *s, uint64_t slot)
+{
+    cf__shm_header *h = (cf__shm_header *)s->io->shm;
+    atomic_store_explicit(&h->busy[slot], 0, memory_order_relaxed);
+}
+
 /* Chunks of cf_parallel_for: their input slice copied to aligned memory,
- * their output slice zeroed; the reply's copy is the output slice. */
+ * their output slice zeroed, in a free slot of the shared memory if there is
+ * one (the reply then says which), else in the reply. */
 static void run_range(server *s, uint64_t id, const cf__wire_task *t, uintptr_t addr)
 {
     const unsigned char *in = NULL;
@@ -202,8 +224,12 @@ static void run_range(server *s, uint64_t id, const cf__wire_task *t, uintptr_t 
         in = p;
     }
     size_t out_bytes = t->count * t->out_size;
-    unsigned char *out = out_bytes ? cf__calloc(1, out_bytes) : NULL;
-    if (out_bytes && !out) {
+    uint64_t slot = take_slot(s, out_bytes);
+    unsigned char *out = NULL;
+    if (slot != CF__NO_SLOT) {
+        out = s->io->shm + CF__SHM_HEADER + slot * CF__SHM_SLOT_BYTES;
+        memset(out, 0, out_bytes);
+    } else if (out_bytes && !(out = cf__calloc(1, out_bytes))) {
         stop(s, CF__WORKER_EXIT_NOMEM);
         return;
     }
@@ -212,15 +238,24 @@ static void run_range(server *s, uint64_t id, const cf__wire_task *t, uintptr_t 
     };
     cf__outcome o;
     uint64_t start = uv_hrtime();
-    if (run_grains((cf_range_fn)addr, (void *)(uintptr_t)t->arg, &r, t->grain, t->size, t->out_size,
-                   &o) == 0 &&
-        out) {
+    int rc = run_grains((cf_range_fn)addr, (void *)(uintptr_t)t->arg, &r, t->grain, t->size,
+                        t->out_size, &o);
+    uint64_t run_ns = uv_hrtime() - start;
+    if (slot != CF__NO_SLOT) {
+        if (rc == 0) {
+            if (cf__wire_put_slot_result(&s->out, id, slot, out_bytes, run_ns) != 0)
+                stop(s, CF__WORKER_EXIT_NOMEM);
+            flush(s);
+            return;
+        }
+        give_slot_back(s, slot); /* the failure travels as usual */
+    } else if (rc == 0 && out) {
         o.copy = o.value = out;
         o.size = out_bytes;
     } else {
         cf__free(out);
     }
-    reply_result(s, id, &o, uv_hrtime() - start);
+    reply_result(s, id, &o, run_ns);
 }
 
 static void run_task(server *s, const cf__frame *fr)

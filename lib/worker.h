@@ -30,6 +30,11 @@ typedef struct cf__serve_io {
     /* Why a function of the main program cannot be found here (a helper
      * worker cannot load the main program), or NULL. */
     const char *main_program_hint;
+    /* The memory shared with the pool (mapped by the transport once the pool
+     * sent it, which is before any task), or NULL: where a parallel loop's
+     * slices are when its task frame says so. */
+    unsigned char *shm;
+    size_t shm_size;
 } cf__serve_io;
 
 /* Serve tasks until the pool says to stop, closes the channel or a failure

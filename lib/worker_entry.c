@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,28 +61,77 @@ bool cf__worker_entry_interposed(void)
  * being woken from a blocking read costs more than a small task. */
 #define POLL_NS 50000u
 
+/* The channel, and the serve loop's view of the memory the pool shares. */
+typedef struct channel {
+    int fd;
+    cf__serve_io *io;
+} channel;
+
+/* The pool sends the memory it shares with us (a memfd) along with its
+ * first frame: map it and close it at once, so that a task finds no
+ * descriptor but its channel. Anything else passed is closed; a memory that
+ * cannot be mapped is simply not used (the pool's frames then say where the
+ * slices are, and we stop at the first that points into it). */
+static void take_passed_fds(channel *c, struct msghdr *msg)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfds; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
+            struct stat st;
+            if (!c->io->shm && fstat(fd, &st) == 0 && st.st_size > 0) {
+                void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (p != MAP_FAILED) {
+                    c->io->shm = p;
+                    c->io->shm_size = (size_t)st.st_size;
+                }
+            }
+            close(fd);
+        }
+    }
+}
+
+static ssize_t channel_recv(channel *c, void *buf, size_t cap, int flags)
+{
+    union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = cap };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control
+    };
+    ssize_t n = recvmsg(c->fd, &msg, flags | MSG_CMSG_CLOEXEC);
+    if (n > 0 && msg.msg_controllen > 0)
+        take_passed_fds(c, &msg);
+    return n;
+}
+
 static ptrdiff_t channel_read(void *ctx, void *buf, size_t cap)
 {
-    int fd = *(int *)ctx;
+    channel *c = ctx;
     ssize_t n;
     if (cf__cpu_count() > 1) {
         uint64_t start = uv_hrtime();
         do {
-            n = recv(fd, buf, cap, MSG_DONTWAIT);
+            n = channel_recv(c, buf, cap, MSG_DONTWAIT);
             if (n >= 0 || (errno != EAGAIN && errno != EINTR))
                 return n;
             sched_yield();
         } while (uv_hrtime() - start < POLL_NS);
     }
     do
-        n = read(fd, buf, cap);
+        n = channel_recv(c, buf, cap, 0);
     while (n < 0 && errno == EINTR);
     return n;
 }
 
 static int channel_write(void *ctx, const void *buf, size_t len)
 {
-    int fd = *(int *)ctx;
+    int fd = ((channel *)ctx)->fd;
     const unsigned char *p = buf;
     while (len > 0) {
         ssize_t k = write(fd, p, len);
@@ -98,8 +148,10 @@ static int channel_write(void *ctx, const void *buf, size_t len)
 static _Noreturn void serve_and_exit(int fd)
 {
     channel_fd = fd;
-    cf__serve_io io = {
-        .ctx = &fd,
+    cf__serve_io io;
+    channel c = { .fd = fd, .io = &io };
+    io = (cf__serve_io){
+        .ctx = &c,
         .read = channel_read,
         .write = channel_write,
         .main_program_hint = main_program_hint,

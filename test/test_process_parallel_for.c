@@ -175,6 +175,75 @@ static void test_failure(void)
     cf_executor_free(ex);
 }
 
+/* Whether p lies in the worker's mapping of the memory its pool shares
+ * with it ("/memfd:cfutures-slices" in /proc/self/maps). */
+static bool in_shared_slot(const void *p)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        if (strstr(line, "cfutures-slices") && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
+            found = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    }
+    fclose(maps);
+    return found;
+}
+
+/* out[i] = i * 5 + (1 when the chunk wrote its output slice in place in the
+ * shared memory, else 0) << 40. */
+static void mark_where(void *ctx, const cf_range *r)
+{
+    (void)ctx;
+    uint64_t shared = in_shared_slot(r->out) ? (uint64_t)1 << 40 : 0;
+    uint64_t *out = r->out;
+    for (size_t i = r->begin; i < r->end; i++)
+        out[i - r->begin] = i * 5 + shared;
+}
+
+static void mark_then_raise(void *ctx, const cf_range *r)
+{
+    mark_where(ctx, r);
+    cf_raise(7, "no");
+}
+
+/* How many items of a loop over n ran with their output in shared memory;
+ * every value must be right either way. */
+static size_t loop_in_shared_memory(cf_executor *ex, size_t n)
+{
+    uint64_t *out = calloc(n, sizeof *out);
+    CHECK(out);
+    cf_parallel_opts o = { .grain = 1000, .out = out, .out_size = sizeof *out };
+    CHECK_EQ(cf_parallel_for(ex, n, mark_where, NULL, &o), 0);
+    size_t shared = 0;
+    for (size_t i = 0; i < n; i++) {
+        CHECK_EQ(out[i] & (((uint64_t)1 << 40) - 1), i * 5);
+        shared += out[i] >> 40;
+    }
+    free(out);
+    return shared;
+}
+
+/* A task's output slice is written in place in memory the worker shares
+ * with the pool (a slot), not copied through the channel; with every slot
+ * taken a slice travels in the reply instead. A chunk that raised gives its
+ * slot back: one worker, more failed one-task loops than it has slots, and
+ * a loop after them still uses one. */
+static void test_output_in_shared_memory(void)
+{
+    cf_executor *ex = pool(1);
+    CHECK(loop_in_shared_memory(ex, 200000) > 0);
+    uint64_t out[10];
+    cf_parallel_opts o = { .grain = 10, .out = out, .out_size = sizeof *out };
+    for (int k = 0; k < 40; k++)
+        CHECK_EQ(cf_parallel_for(ex, 10, mark_then_raise, NULL, &o), CF_ETASK);
+    CHECK(loop_in_shared_memory(ex, 200000) > 0);
+    cf_executor_free(ex);
+}
+
 /* Slices over the message limit: CF_ETOOBIG, naming the grain, before
  * anything runs; a smaller grain works. */
 static void test_too_big(void)
@@ -294,6 +363,7 @@ int main(void)
     RUN(test_every_item_once);
     RUN(test_out_of_order);
     RUN(test_failure);
+    RUN(test_output_in_shared_memory);
     RUN(test_too_big);
     RUN(test_cancelled_by_shutdown);
     RUN(test_shut_down);

@@ -110,6 +110,8 @@ static void build_corpus(cf__buf *b)
     cf__chunk_result_add_value(chunk, V(2));
     CHECK_EQ(cf__wire_put_chunk_result(b, 9, chunk, 100), 0);
     cf__chunk_result_free(chunk);
+    /* A parallel loop's output slice left in slot 3 of the shared memory. */
+    CHECK_EQ(cf__wire_put_slot_result(b, 11, 3, 24, 100), 0);
 }
 
 static void test_round_trip(void)
@@ -198,7 +200,7 @@ static void test_round_trip(void)
     CHECK_EQ(I(out.value), 9);
     CHECK(out.copy == NULL);
     char slot[8];
-    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, slot, 8), CF_EINVAL); /* no bytes */
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, slot, 8, NULL), CF_EINVAL); /* no bytes */
     NEXT();
     CHECK_EQ(cf__wire_get_result(&fr, &out, &u), 0);
     CHECK(out.copy != NULL && out.value == out.copy);
@@ -207,18 +209,19 @@ static void test_round_trip(void)
     cf__outcome_clear(&out);
     /* Into a destination (a parallel loop's out slice): exactly its size. */
     char dest[8] = "xxxxxxx";
-    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 6), 0);
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 6, NULL), 0);
     CHECK(out.copy == NULL);
     CHECK_STR(dest, "copy!");
-    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 7), CF_EINVAL);
-    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 5), CF_EINVAL);
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 7, NULL), CF_EINVAL);
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 5, NULL), CF_EINVAL);
     NEXT();
     CHECK_EQ(cf__wire_get_result(&fr, &out, &u), 0);
     CHECK_EQ(out.status, CF_ETASK);
     CHECK_EQ(out.code, 42);
     CHECK_STR(out.message, "boom");
     cf__outcome_clear(&out);
-    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 6), 0); /* a failure has no bytes */
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, dest, 6, NULL),
+             0); /* a failure has no bytes */
     CHECK_EQ(out.status, CF_ETASK);
     cf__outcome_clear(&out);
 
@@ -242,6 +245,19 @@ static void test_round_trip(void)
     CHECK_EQ(chunk->fail_status, 0);
     CHECK(chunk->is_copy == NULL);
     cf__chunk_result_free(chunk);
+    NEXT();
+    CHECK_EQ(fr.id, 11);
+    unsigned char out_slice[24];
+    uint64_t slot_of = 0;
+    /* Only where slots can be, and exactly the slice's size. */
+    CHECK_EQ(cf__wire_get_result(&fr, &out, &u), CF_EINVAL);
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, out_slice, 24, NULL), CF_EINVAL);
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, out_slice, 16, &slot_of), CF_EINVAL);
+    CHECK_EQ(cf__wire_get_result_into(&fr, &out, &u, out_slice, 24, &slot_of), 0);
+    CHECK_EQ(slot_of, 3);
+    CHECK_EQ(out.status, 0);
+    CHECK(out.copy == NULL);
+    /* An ordinary result says no slot. */
     CHECK_EQ(left, 0);
 #undef NEXT
     cf__buf_free(&b);

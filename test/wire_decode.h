@@ -34,6 +34,12 @@ static inline void wire_decode_all(const cf__frame *fr, bool resolve_fnrefs)
         cf__free(msg);
     if (cf__wire_get_result(fr, &out, &u) == 0)
         cf__outcome_clear(&out);
+    /* Into a parallel loop's slice, the bytes in the reply or in a slot. */
+    unsigned char slice[32];
+    uint64_t slot;
+    for (size_t size = 0; size <= sizeof slice; size += 8)
+        if (cf__wire_get_result_into(fr, &out, &u, slice, size, &slot) == 0)
+            cf__outcome_clear(&out);
     for (size_t max = 0; max < 6; max++)
         if (cf__wire_get_chunk_result(fr, max, &chunk, &u) == 0)
             cf__chunk_result_free(chunk);

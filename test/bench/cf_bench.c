@@ -199,7 +199,7 @@ static void print_compare_table(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Targets (issues "Foundation" and "cf-bench side by side")                 */
+/* Targets (issues "Foundation", "cf-bench side by side" and 10)            */
 /* ------------------------------------------------------------------------ */
 
 typedef struct target {
@@ -235,6 +235,11 @@ static const target targets[] = {
     { "cfutures-process", "map_chunked", NULL, 100e6, true, ">= 100 M items/s", NULL },
     { "cfutures-process", "empty_throughput", "python-process", 20, true, ">= 20 x Python", NULL },
     { "cfutures-process", "roundtrip_latency", "python-process", 0.2, false, "<= 1/5 of Python",
+      NULL },
+    /* issue 10: the process pool near the pipe floor */
+    { "cfutures-process", "roundtrip_latency", "pipe-poll", 3, false, "<= 3 x pipe floor", NULL },
+    { "cfutures-process", "map_chunked", "glib-thread", 0.5, true, ">= 0.5 x GLib", NULL },
+    { "cfutures-process", "empty_throughput", "python-process", 200, true, ">= 200 x Python",
       NULL },
     { "cfutures-mpi", "empty_throughput", NULL, 1e6, true, ">= 1 M tasks/s", NULL },
     { "cfutures-mpi", "roundtrip_latency", NULL, 5, false, "<= 5 us", NULL },

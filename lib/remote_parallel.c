@@ -3,10 +3,9 @@
  * a task's input slice crosses with it, its worker calls fn on each chunk
  * in turn, and its result is the output slice, which the manager thread
  * copies straight into the caller's array, from the reply or from the slot
- * of shared memory the reply names (a process worker's: process_pool.c; a
- * reply of another size is garbled: its worker is replaced, the task
- * fails). The
- * array outlives every task: the caller waits for each before it returns.
+ * of shared memory the reply names (process workers: process_pool.c). A
+ * reply of another size is garbled: its worker is replaced, the task fails.
+ * The array outlives every task: the caller waits for each before it returns.
  * Batching divides what a message costs (the system calls, the manager's
  * handling, a future) among its chunks: a process-pool loop of 1000-item
  * chunks ran 1.2-1.5x faster with up to 8 a task. The pool's dispatch

@@ -31,8 +31,8 @@ typedef struct cf__serve_io {
      * worker cannot load the main program), or NULL. */
     const char *main_program_hint;
     /* The memory shared with the pool (mapped by the transport once the pool
-     * sent it, which is before any task), or NULL: where a parallel loop's
-     * slices are when its task frame says so. */
+     * sent it, with the first frame), or NULL: where a parallel loop's
+     * output slice may go (see cf__shm_header in wire.h). */
     unsigned char *shm;
     size_t shm_size;
 } cf__serve_io;

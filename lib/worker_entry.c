@@ -70,8 +70,8 @@ typedef struct channel {
 /* The pool sends the memory it shares with us (a memfd) along with its
  * first frame: map it and close it at once, so that a task finds no
  * descriptor but its channel. Anything else passed is closed; a memory that
- * cannot be mapped is simply not used (the pool's frames then say where the
- * slices are, and we stop at the first that points into it). */
+ * cannot be mapped is simply not used (the output slices then travel in the
+ * replies). */
 static void take_passed_fds(channel *c, struct msghdr *msg)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {

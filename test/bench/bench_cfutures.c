@@ -452,7 +452,8 @@ static void note_entry_points(bool process, bench_workload w)
     if (w == BENCH_MAP_CHUNKED)
         bench_note("%s map_chunked: cf_parallel_for (grain 1000, into an out array%s); "
                    "map_chunked_per_item: cf_map (chunksize 1000) + cf_map_next_batch",
-                   bench_cf_system(process), process ? ", each slice copied back" : "");
+                   bench_cf_system(process),
+                   process ? ", output slices back through shared memory" : "");
     else if (w == BENCH_NESTED_FIB)
         bench_note("%s nested_fib: fib(25), each call >= 12 submits both halves and waits "
                    "(cf_future_result); items = calls of fib",

@@ -702,7 +702,8 @@ typedef struct cf_parallel_opts {
  * runs), and the caller only waits: fn runs in the workers once per chunk,
  * ctx travels as a value (as a task's arg does), a task's slice of in is
  * copied to its worker, and its slice of out, which fn fills (it starts
- * zeroed), is copied back into out as the task completes. A task whose
+ * zeroed; a process worker writes it in memory it shares with its pool when
+ * a slot is free), is copied back into out as the task completes. A task whose
  * worker dies fails the loop with CF_EBROKEN, and the pool goes on. Slices larger than the pool's
  * max_message fail with CF_ETOOBIG (the message says to give a smaller
  * grain) before any chunk runs; from one of the pool's own done-callbacks

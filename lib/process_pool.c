@@ -10,16 +10,17 @@
  * is read, so its last replies count.
  *
  * Each worker also shares a memfd with us (cf__shm_header in wire.h), sent
- * with its first frame and mapped and closed by the worker at once, where
+ * with its first frame (we keep only our mapping of it) and mapped and
+ * closed by the worker at once, where
  * it leaves parallel loops' output slices, which we copy out of our own
  * mapping of it. A reply still says where each slice is, so the
  * channel carries every message; the memory spares the slice two copies
  * through the kernel and one in the worker (a loop over 1M 8-byte items,
  * repeated on one pool: 2.9 -> 2.5 ms).
  *
- * Our ends of the channels, the memfds and the pidfds are registered with
- * fork.c, so a child the program forks does not keep them (and with them
- * the workers).
+ * Our ends of the channels, the pidfds and the memfds not sent yet are
+ * registered with fork.c, so a child the program forks does not keep them
+ * (and with them the workers).
  * SPDX-License-Identifier: MIT */
 #include "process_start.h"
 #include "remote.h"
@@ -54,9 +55,8 @@ typedef struct proc_worker {
     uv_pipe_t pipe;       /* our end of the channel */
     uv_poll_t exit_watch; /* the pidfd: readable once the process ended */
     int channel, pidfd;
-    int shm_fd;                 /* the memory shared with the worker (a memfd), or -1 */
+    int shm_fd;                 /* the memory shared with the worker until it is sent, or -1 */
     cf__shm_header *shm_header; /* our mapping of it (CF__SHM_BYTES), or NULL */
-    bool shm_sent;              /* with its first frame */
     bool pipe_open, watch_open;
     cf__buf writing; /* frames a uv_write is sending */
     bool write_busy;
@@ -92,7 +92,17 @@ static void on_write(uv_write_t *req, int status)
     proc_flush(w);
 }
 
-/* Drop the memory shared with w: never sent, or w is gone. */
+/* Our descriptor of the memory shared with w: once sent (or not), the
+ * mappings keep the memory. */
+static void close_shm_fd(proc_worker *p)
+{
+    if (p->shm_fd >= 0) {
+        cf__fork_close_fd(p->shm_fd, NULL, NULL);
+        p->shm_fd = -1;
+    }
+}
+
+/* Drop the memory shared with w: it could not be sent, or w is gone. */
 static void drop_shm(cf__rworker *w)
 {
     proc_worker *p = pw(w);
@@ -101,15 +111,12 @@ static void drop_shm(cf__rworker *w)
         munmap(p->shm_header, CF__SHM_BYTES);
         p->shm_header = NULL;
     }
-    if (p->shm_fd >= 0) {
-        cf__fork_close_fd(p->shm_fd, NULL, NULL);
-        p->shm_fd = -1;
-    }
+    close_shm_fd(p);
 }
 
 /* The first bytes w gets (its INIT frame) carry the memory we share with
- * it: bytes sent (> 0), or a negated errno; if that failed, we do not use
- * the memory (nothing else was sent). */
+ * it: bytes sent (> 0), or a libuv error (a negated errno); if nothing was
+ * sent, we do not use the memory. Our descriptor goes either way. */
 static int send_with_shm(cf__rworker *w, const unsigned char *data, size_t len)
 {
     proc_worker *p = pw(w);
@@ -132,10 +139,10 @@ static int send_with_shm(cf__rworker *w, const unsigned char *data, size_t len)
         n = sendmsg(p->channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     int err = errno;
-    p->shm_sent = true;
-    if (n <= 0) {
+    close_shm_fd(p);
+    if (n < 0) {
         drop_shm(w);
-        return n < 0 ? -err : -EAGAIN;
+        return uv_translate_sys_error(err);
     }
     return (int)(n > INT_MAX ? INT_MAX : n);
 }
@@ -143,15 +150,11 @@ static int send_with_shm(cf__rworker *w, const unsigned char *data, size_t len)
 /* The output slice out of its slot, then the slot is the worker's again.
  * (Our mapping's pages fault once each, a few slots' worth: reading them
  * with pread instead cost more per task than that.) */
-static int proc_shm_take(cf__rworker *w, uint64_t slot, void *dest, size_t len)
+static void proc_shm_take(cf__rworker *w, uint64_t slot, void *dest, size_t len)
 {
-    proc_worker *p = pw(w);
-    if (slot >= CF__SHM_SLOTS || len > CF__SHM_SLOT_BYTES)
-        return -1;
-    unsigned char *shm = (unsigned char *)p->shm_header;
-    memcpy(dest, shm + CF__SHM_HEADER + slot * CF__SHM_SLOT_BYTES, len);
-    atomic_store_explicit(&p->shm_header->busy[slot], 0, memory_order_release);
-    return 0;
+    cf__shm_header *shm = pw(w)->shm_header;
+    memcpy(dest, cf__shm_slot(shm, slot), len);
+    atomic_store_explicit(&shm->busy[slot], 0, memory_order_release);
 }
 
 /* Write what wbuf holds: synchronously when the socket takes it all (the
@@ -163,10 +166,8 @@ static void proc_flush(cf__rworker *w)
         return;
     size_t off = 0;
     uv_buf_t b = uv_buf_init((char *)w->wbuf.data, (unsigned)w->wbuf.len);
-    int n = w->shm && !p->shm_sent ? send_with_shm(w, w->wbuf.data, w->wbuf.len)
-                                   : uv_try_write((uv_stream_t *)&p->pipe, &b, 1);
-    if (n == -EAGAIN)
-        n = UV_EAGAIN; /* the shared memory was dropped: nothing was sent */
+    int n = p->shm_fd >= 0 ? send_with_shm(w, w->wbuf.data, w->wbuf.len)
+                           : uv_try_write((uv_stream_t *)&p->pipe, &b, 1);
     if (n > 0)
         off = (size_t)n;
     else if (n != UV_EAGAIN) {

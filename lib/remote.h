@@ -66,10 +66,10 @@ typedef struct cf__transport_ops {
      * through cf__rworker_close_handle (or, for one never opened, nothing). */
     void (*close)(cf__rworker *w);
     /* A reply said slot `slot` of w's shared memory holds its len output
-     * bytes: copy them to dest and give the slot back to the worker. 0, or
-     * nonzero when that failed (the worker is then lost). NULL when the
-     * transport never sets w->shm. */
-    int (*shm_take)(cf__rworker *w, uint64_t slot, void *dest, size_t len);
+     * bytes (the decoder checked slot < CF__SHM_SLOTS and len <=
+     * CF__SHM_SLOT_BYTES): copy them to dest and give the slot back to the
+     * worker. Never blocks. NULL when the transport never sets w->shm. */
+    void (*shm_take)(cf__rworker *w, uint64_t slot, void *dest, size_t len);
     /* The record's last handle closed: free what the transport's part owns.
      * May be NULL. */
     void (*release)(cf__rworker *w);

@@ -618,7 +618,7 @@ static int get_slot_result(get *r, int status, int code, const void *dest, size_
     uint64_t at = get_u64(r);
     uint64_t size = get_u64(r); /* no bytes follow */
     if (r->bad || r->left != 0 || status != 0 || code != 0 || !dest || !slot ||
-        at >= CF__SHM_SLOTS || size != dest_size)
+        at >= CF__SHM_SLOTS || size != dest_size || size > CF__SHM_SLOT_BYTES)
         return CF_EINVAL;
     *slot = at;
     return 0;

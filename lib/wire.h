@@ -65,6 +65,12 @@ typedef struct cf__shm_header {
 } cf__shm_header;
 #define CF__NO_SLOT UINT64_MAX
 
+/* Where slot `slot` (< CF__SHM_SLOTS) starts in a mapping of that memory. */
+static inline unsigned char *cf__shm_slot(cf__shm_header *shm, uint64_t slot)
+{
+    return (unsigned char *)shm + CF__SHM_HEADER + slot * CF__SHM_SLOT_BYTES;
+}
+
 enum cf__msg_type {
     CF__MSG_INIT = 1,
     CF__MSG_TASK = 2,
@@ -162,9 +168,10 @@ int cf__wire_get_result(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns)
 /* The same, but a successful result must be a copy of dest_size bytes
  * (else CF_EINVAL), and its bytes go to dest instead of a copy of their
  * own: out->copy stays NULL. dest NULL: cf__wire_get_result. A result in a
- * slot of shared memory (flag 4, dest_size bytes, slot < CF__SHM_SLOTS) is
- * accepted only when slot is not NULL: *slot says which, and dest is left
- * for the caller to fill from there (else *slot is CF__NO_SLOT). */
+ * slot of shared memory (flag 4, dest_size bytes, slot < CF__SHM_SLOTS and
+ * dest_size <= CF__SHM_SLOT_BYTES, else CF_EINVAL) is accepted only when
+ * slot is not NULL: *slot says which, and dest is left for the caller to
+ * fill from there (else *slot is CF__NO_SLOT). */
 int cf__wire_get_result_into(const cf__frame *fr, cf__outcome *out, uint64_t *run_ns, void *dest,
                              size_t dest_size, uint64_t *slot);
 /* A new chunk result of at most max_count items. 0, CF_EINVAL, CF_ENOMEM. */

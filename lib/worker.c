@@ -192,9 +192,9 @@ static int run_grains(cf_range_fn fn, void *ctx, const cf_range *r, size_t grain
  * marked busy (the pool frees it once it copied them out), or CF__NO_SLOT. */
 static uint64_t take_slot(const server *s, size_t bytes)
 {
-    if (!s->io->shm || s->io->shm_size < CF__SHM_BYTES || bytes == 0 || bytes > CF__SHM_SLOT_BYTES)
+    cf__shm_header *h = s->io->shm;
+    if (!h || bytes == 0 || bytes > CF__SHM_SLOT_BYTES)
         return CF__NO_SLOT;
-    cf__shm_header *h = (cf__shm_header *)s->io->shm;
     for (uint64_t k = 0; k < CF__SHM_SLOTS; k++) /* the lowest first: its pages are warm */
         if (atomic_load_explicit(&h->busy[k], memory_order_acquire) == 0) {
             atomic_store_explicit(&h->busy[k], 1, memory_order_relaxed);
@@ -205,8 +205,7 @@ static uint64_t take_slot(const server *s, size_t bytes)
 
 static void give_slot_back(const server *s, uint64_t slot)
 {
-    cf__shm_header *h = (cf__shm_header *)s->io->shm;
-    atomic_store_explicit(&h->busy[slot], 0, memory_order_relaxed);
+    atomic_store_explicit(&s->io->shm->busy[slot], 0, memory_order_relaxed);
 }
 
 /* Chunks of cf_parallel_for: their input slice copied to aligned memory,
@@ -227,7 +226,7 @@ static void run_range(server *s, uint64_t id, const cf__wire_task *t, uintptr_t 
     uint64_t slot = take_slot(s, out_bytes);
     unsigned char *out = NULL;
     if (slot != CF__NO_SLOT) {
-        out = s->io->shm + CF__SHM_HEADER + slot * CF__SHM_SLOT_BYTES;
+        out = cf__shm_slot(s->io->shm, slot);
         memset(out, 0, out_bytes);
     } else if (out_bytes && !(out = cf__calloc(1, out_bytes))) {
         stop(s, CF__WORKER_EXIT_NOMEM);

@@ -33,8 +33,7 @@ typedef struct cf__serve_io {
     /* The memory shared with the pool (mapped by the transport once the pool
      * sent it, with the first frame), or NULL: where a parallel loop's
      * output slice may go (see cf__shm_header in wire.h). */
-    unsigned char *shm;
-    size_t shm_size;
+    cf__shm_header *shm; /* CF__SHM_BYTES mapped */
 } cf__serve_io;
 
 /* Serve tasks until the pool says to stop, closes the channel or a failure

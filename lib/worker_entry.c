@@ -69,9 +69,9 @@ typedef struct channel {
 
 /* The pool sends the memory it shares with us (a memfd) along with its
  * first frame: map it and close it at once, so that a task finds no
- * descriptor but its channel. Anything else passed is closed; a memory that
- * cannot be mapped is simply not used (the output slices then travel in the
- * replies). */
+ * descriptor but its channel. Anything else passed is closed; a memory of
+ * another size, or one that cannot be mapped, is simply not used (the output
+ * slices then travel in the replies). */
 static void take_passed_fds(channel *c, struct msghdr *msg)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
@@ -82,12 +82,10 @@ static void take_passed_fds(channel *c, struct msghdr *msg)
             int fd;
             memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
             struct stat st;
-            if (!c->io->shm && fstat(fd, &st) == 0 && st.st_size > 0) {
-                void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                if (p != MAP_FAILED) {
+            if (!c->io->shm && fstat(fd, &st) == 0 && st.st_size == (off_t)CF__SHM_BYTES) {
+                void *p = mmap(NULL, CF__SHM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (p != MAP_FAILED)
                     c->io->shm = p;
-                    c->io->shm_size = (size_t)st.st_size;
-                }
             }
             close(fd);
         }

@@ -263,6 +263,34 @@ static void test_round_trip(void)
     cf__buf_free(&b);
 }
 
+/* A slot result is refused unless its slot and size fit the shared memory. */
+static void test_slot_bounds(void)
+{
+    static unsigned char dest[CF__SHM_SLOT_BYTES + 8];
+    struct {
+        uint64_t slot;
+        size_t size;
+        int rc;
+    } cases[] = {
+        { CF__SHM_SLOTS - 1, CF__SHM_SLOT_BYTES, 0 },
+        { CF__SHM_SLOTS, 8, CF_EINVAL },
+        { 0, CF__SHM_SLOT_BYTES + 8, CF_EINVAL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cf__buf b = { 0 };
+        CHECK_EQ(cf__wire_put_slot_result(&b, 1, cases[i].slot, cases[i].size, 0), 0);
+        cf__frame fr;
+        CHECK_EQ(cf__wire_next_frame(b.data, b.len, 1 << 20, &fr), 1);
+        cf__outcome out;
+        uint64_t run_ns, slot;
+        CHECK_EQ(cf__wire_get_result_into(&fr, &out, &run_ns, dest, cases[i].size, &slot),
+                 cases[i].rc);
+        if (cases[i].rc == 0)
+            CHECK_EQ(slot, cases[i].slot);
+        cf__buf_free(&b);
+    }
+}
+
 static void test_frames(void)
 {
     unsigned char buf[32] = { 0 };
@@ -551,6 +579,7 @@ int main(void)
 {
     RUN(test_round_trip);
     RUN(test_frames);
+    RUN(test_slot_bounds);
     RUN(test_lengths_checked);
     RUN(test_garbage_refused);
     RUN(test_fnref);

@@ -571,7 +571,10 @@ CF_API cf_map_iter *cf_map_source(cf_executor *ex, cf_fn fn, cf_arg_source next_
  * CF_ECANCELLED, CF_ETIMEDOUT for the map's timeout, CF_ESHUTDOWN, CF_ENOMEM,
  * ...), after which the rest is cancelled and later calls return 0. CF_EINVAL
  * for a NULL iterator. `value` may be NULL. Blocks until the item is done or
- * the map's timeout passes; with buffersize, first submits one more item. */
+ * the map's timeout passes (without buffersize, and outside the pool's own
+ * tasks, it may return up to 50 us after the item is done: it sleeps until a
+ * later item is done, so that short items wake it once in a while rather
+ * than once each); with buffersize, first submits one more item. */
 CF_API int cf_map_next(cf_map_iter *it, void **value);
 /** The next results in one go, without a call per item: waits as cf_map_next
  * does for the next result, then sets `*values` to an array of `*count >= 1`

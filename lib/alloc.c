@@ -33,6 +33,11 @@ int cf_set_alloc_funcs(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, s
     return 0;
 }
 
+bool cf__alloc_is_default(void)
+{
+    return alloc_malloc == malloc && alloc_realloc == realloc && alloc_free == free;
+}
+
 void *cf__malloc(size_t size)
 {
     return alloc_malloc(size ? size : 1);

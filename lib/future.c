@@ -2,14 +2,18 @@
  * the listeners that cf_future_result, cf_wait and as_completed block on.
  *
  * Lock order: the future's lock, then a listener's own lock; never the
- * reverse. State is written under the lock with release order and read
- * lock-free with acquire order; the outcome fields (status, value, exception)
+ * reverse. State changes by compare-and-swap: to a done state under the
+ * lock, from PENDING to RUNNING (and CANCELLED to CANCELLED_NOTIFIED)
+ * without it, since those wake nobody; it is read lock-free with acquire
+ * order. The outcome fields (status, value, exception)
  * are written before the state becomes FINISHED and never change after, so a
  * reader that saw FINISHED may read them without the lock.
  * SPDX-License-Identifier: MIT */
 #include "internal.h"
 
 #include <sched.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* An exception and the message it may own (the message is either owned
@@ -57,17 +61,29 @@ static void exception_free(cf_exception *exc)
 /* Life cycle                                                                */
 /* ------------------------------------------------------------------------ */
 
+/* Everything after the lock, which a cached future keeps initialised. */
+#define AFTER_LOCK offsetof(cf_future, state)
+_Static_assert(offsetof(cf_future, lock) == 0, "the lock comes first in cf_future");
+
 cf_future *cf__future_new(int refs)
 {
-    cf_future *f = cf__calloc(1, sizeof *f);
-    if (!f)
-        return cf__fail(CF_ENOMEM);
-    if (uv_mutex_init(&f->lock) != 0) {
-        cf__free(f);
-        return cf__fail(CF_ESYSTEM);
+    bool recyclable = cf__future_cache_enabled();
+    cf_future *f = recyclable ? cf__future_cache_take() : NULL;
+    if (f) {
+        memset((unsigned char *)f + AFTER_LOCK, 0, sizeof *f - AFTER_LOCK);
+    } else {
+        /* A recyclable future comes from libc itself: it is freed there,
+         * whatever the hooks are by then. */
+        if (!(f = recyclable ? calloc(1, sizeof *f) : cf__calloc(1, sizeof *f)))
+            return cf__fail(CF_ENOMEM);
+        if (uv_mutex_init(&f->lock) != 0) {
+            (recyclable ? free : cf__free)(f);
+            return cf__fail(CF_ESYSTEM);
+        }
     }
     atomic_init(&f->state, CF__PENDING);
     atomic_init(&f->refs, refs);
+    f->recyclable = recyclable;
     return f;
 }
 
@@ -95,6 +111,10 @@ static void future_destroy(cf_future *f)
         cb = next;
     }
     cf__call_clear(&f->call);
+    if (f->recyclable) {
+        cf__future_cache_put(f);
+        return;
+    }
     uv_mutex_destroy(&f->lock);
     cf__free(f);
 }
@@ -252,16 +272,13 @@ bool cf_future_cancel(cf_future *f)
     if (!f)
         return false;
     uv_mutex_lock(&f->lock);
-    cf__state s = cf__future_state(f);
-    if (s == CF__RUNNING || s == CF__FINISHED) {
+    int s = CF__PENDING;
+    /* A compare-and-swap: set_running may take PENDING without the lock. */
+    if (!atomic_compare_exchange_strong_explicit(&f->state, &s, CF__CANCELLED, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
         uv_mutex_unlock(&f->lock);
-        return false;
+        return s == CF__CANCELLED || s == CF__CANCELLED_NOTIFIED;
     }
-    if (s == CF__CANCELLED || s == CF__CANCELLED_NOTIFIED) {
-        uv_mutex_unlock(&f->lock);
-        return true;
-    }
-    atomic_store_explicit(&f->state, CF__CANCELLED, memory_order_release);
     notify_listeners_locked(f);
     callback_list list = detach_callbacks_locked(f);
     uv_mutex_unlock(&f->lock);
@@ -275,21 +292,19 @@ bool cf_future_set_running_or_notify_cancel(cf_future *f)
         cf__set_last_error(CF_EINVAL);
         return false;
     }
-    uv_mutex_lock(&f->lock);
-    cf__state s = cf__future_state(f);
-    if (s == CF__PENDING) {
-        atomic_store_explicit(&f->state, CF__RUNNING, memory_order_release);
-        uv_mutex_unlock(&f->lock);
+    /* Without the lock: these two transitions wake no listener and run no
+     * callback, and cancel and finish, which hold it, compare-and-swap. */
+    int s = CF__PENDING;
+    if (atomic_compare_exchange_strong_explicit(&f->state, &s, CF__RUNNING, memory_order_acq_rel,
+                                                memory_order_acquire))
         return true;
-    }
-    if (s == CF__CANCELLED) {
-        /* No listener to wake: cancel woke them, and a done future takes none. */
-        atomic_store_explicit(&f->state, CF__CANCELLED_NOTIFIED, memory_order_release);
-        uv_mutex_unlock(&f->lock);
+    /* No listener to wake: cancel woke them, and a done future takes none. */
+    if (s == CF__CANCELLED &&
+        atomic_compare_exchange_strong_explicit(&f->state, &s, CF__CANCELLED_NOTIFIED,
+                                                memory_order_acq_rel, memory_order_acquire)) {
         cf__set_last_error(0);
         return false;
     }
-    uv_mutex_unlock(&f->lock);
     cf__set_last_error(CF_EINVALIDSTATE);
     return false;
 }
@@ -316,7 +331,10 @@ static void outcome_discard(outcome *o)
 static int future_finish(cf_future *f, outcome *o)
 {
     uv_mutex_lock(&f->lock);
-    if (cf__state_done(cf__future_state(f))) {
+    /* Under the lock no other thread can make f done, but set_running can
+     * take it from PENDING to RUNNING: then swap again. */
+    int s = atomic_load_explicit(&f->state, memory_order_acquire);
+    if (cf__state_done((cf__state)s)) {
         uv_mutex_unlock(&f->lock);
         outcome_discard(o);
         return CF_EINVALIDSTATE;
@@ -327,7 +345,9 @@ static int future_finish(cf_future *f, outcome *o)
     f->owned_free = o->owned_free;
     f->result_size = o->result_size;
     f->exception = o->exception;
-    atomic_store_explicit(&f->state, CF__FINISHED, memory_order_release);
+    while (!atomic_compare_exchange_weak_explicit(&f->state, &s, CF__FINISHED, memory_order_acq_rel,
+                                                  memory_order_acquire))
+        ;
     notify_listeners_locked(f);
     callback_list list = detach_callbacks_locked(f);
     uv_mutex_unlock(&f->lock);

@@ -22,6 +22,9 @@ void *cf__malloc(size_t size);
 void *cf__calloc(size_t count, size_t size); /* overflow-checked */
 void *cf__realloc(void *p, size_t size);
 void cf__free(void *p);
+/* Whether the hooks are malloc, realloc and free (cf_set_alloc_funcs not
+ * called, or reset). */
+bool cf__alloc_is_default(void);
 char *cf__strdup(const char *s);
 /* printf into a new string; NULL when out of memory. */
 char *cf__vformat(const char *fmt, va_list ap);
@@ -258,12 +261,13 @@ struct cf__callback {
 
 struct cf_future {
     uv_mutex_t lock;
-    atomic_int state; /* cf__state; written under lock, read lock-free */
+    atomic_int state; /* cf__state; see future.c on who changes it how */
     atomic_int refs;
     int status;                  /* finished: 0, CF_ETASK, CF_EBROKEN or CF_ETIMEDOUT */
     unsigned char spin_wait;     /* how a waiter spins before it blocks (CF__SPIN_*),
                                     set by the backend that will complete it */
     atomic_bool submit_returned; /* thread pool: its submit is done with the pool */
+    bool recyclable;             /* from libc's malloc: may go to future_cache.c */
     void *value;
     void *owned; /* freed with owned_free when the future goes */
     void (*owned_free)(void *);
@@ -285,6 +289,14 @@ struct cf_future {
 /* A new pending future with `refs` references (the caller's, plus the
  * executor's). NULL when out of memory. */
 cf_future *cf__future_new(int refs);
+
+/* future_cache.c: freed futures kept per thread, their lock initialised.
+ * Whether futures may be cached now (the default allocator); a
+ * cached future of this thread, or NULL; keep f (recyclable, its lock
+ * initialised, nothing else to free) or free it. */
+bool cf__future_cache_enabled(void);
+cf_future *cf__future_cache_take(void);
+void cf__future_cache_put(cf_future *f);
 /* Register l unless the future is already done: true if added, false if done. */
 bool cf__future_listen(cf_future *f, cf__listener *l);
 /* Remove l if it is still linked (safe after it fired). */

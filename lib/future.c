@@ -67,7 +67,7 @@ _Static_assert(offsetof(cf_future, lock) == 0, "the lock comes first in cf_futur
 
 cf_future *cf__future_new(int refs)
 {
-    bool recyclable = cf__future_cache_enabled();
+    bool recyclable = cf__alloc_is_default();
     cf_future *f = recyclable ? cf__future_cache_take() : NULL;
     if (f) {
         memset((unsigned char *)f + AFTER_LOCK, 0, sizeof *f - AFTER_LOCK);

@@ -92,11 +92,6 @@ static future_cache *cache_of_this_thread(void)
     return my_cache = c;
 }
 
-bool cf__future_cache_enabled(void)
-{
-    return cf__alloc_is_default();
-}
-
 cf_future *cf__future_cache_take(void)
 {
     future_cache *c = my_cache;

@@ -290,11 +290,10 @@ struct cf_future {
  * executor's). NULL when out of memory. */
 cf_future *cf__future_new(int refs);
 
-/* future_cache.c: freed futures kept per thread, their lock initialised.
- * Whether futures may be cached now (the default allocator); a
- * cached future of this thread, or NULL; keep f (recyclable, its lock
- * initialised, nothing else to free) or free it. */
-bool cf__future_cache_enabled(void);
+/* future_cache.c: freed futures kept per thread, their lock initialised,
+ * while the allocator is the default (cf__alloc_is_default). A cached
+ * future of this thread, or NULL; keep f (recyclable, its lock initialised,
+ * nothing else to free) or free it. */
 cf_future *cf__future_cache_take(void);
 void cf__future_cache_put(cf_future *f);
 /* Register l unless the future is already done: true if added, false if done. */

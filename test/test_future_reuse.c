@@ -7,9 +7,9 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #include "check.h"
+#include "test_counting_alloc.h"
 
 #define WAIT 10.0
 #define ROUNDS 200 /* more than a thread keeps */
@@ -98,54 +98,20 @@ static void test_futures_of_exiting_threads(void)
     }
 }
 
-static atomic_long hook_mallocs, hook_live;
-
-static void *counting_malloc(size_t size)
-{
-    void *p = malloc(size);
-    if (p) {
-        atomic_fetch_add(&hook_mallocs, 1);
-        atomic_fetch_add(&hook_live, 1);
-    }
-    return p;
-}
-
-static void *counting_realloc(void *p, size_t size)
-{
-    void *q = realloc(p, size);
-    if (q && !p) {
-        atomic_fetch_add(&hook_mallocs, 1);
-        atomic_fetch_add(&hook_live, 1);
-    }
-    return q;
-}
-
-static void counting_free(void *p)
-{
-    if (p)
-        atomic_fetch_sub(&hook_live, 1);
-    free(p);
-}
-
-/* Futures freed before the hooks are kept; after cf_set_alloc_funcs each new
- * future is the hooks' own, and a future from before goes back to libc. */
+/* Futures freed before the hooks are kept (none is alive, as
+ * cf_set_alloc_funcs asks); after it each new future is the hooks' own. */
 static void test_hooks_see_every_future(void)
 {
     for (int i = 0; i < ROUNDS; i++)
         use_and_drop(i);
-    cf_future *before = cf_future_new(); /* libc's, from before the hooks */
-    CHECK(before != NULL);
-    CHECK_EQ(cf_set_alloc_funcs(counting_malloc, counting_realloc, counting_free), 0);
+    counting_alloc_install();
     for (int i = 0; i < ROUNDS; i++) {
-        long made = atomic_load(&hook_mallocs);
         cf_future *f = cf_future_new();
         CHECK(f != NULL);
-        CHECK(atomic_load(&hook_mallocs) > made);
+        CHECK_EQ(counting_alloc_live(), 1); /* the hooks' block, not a kept one */
         cf_future_unref(f);
-        CHECK_EQ(atomic_load(&hook_live), 0);
+        CHECK_EQ(counting_alloc_live(), 0);
     }
-    cf_future_unref(before); /* not through counting_free */
-    CHECK_EQ(atomic_load(&hook_live), 0);
     CHECK_EQ(cf_set_alloc_funcs(NULL, NULL, NULL), 0);
 }
 

@@ -184,8 +184,10 @@ int bench_loop_uv_child(const bench_params *p);
 bool bench_tbb_run(bench_workload w, const bench_params *p); /* bench_tbb.cpp */
 bool bench_pthreadpool_run(bench_workload w, const bench_params *p);
 bool bench_openmp_run(bench_workload w, const bench_params *p);
-/* The floors: pipe-poll and pipe-block (bench_pipe.c), spin (bench_spin.c). */
+/* The floors: pipe-poll, pipe-block and socket-poll (bench_pipe.c), spin
+ * (bench_spin.c). */
 bool bench_pipe_poll_run(bench_workload w, const bench_params *p);
+bool bench_socket_poll_run(bench_workload w, const bench_params *p);
 bool bench_pipe_block_run(bench_workload w, const bench_params *p);
 bool bench_spin_run(bench_workload w, const bench_params *p);
 

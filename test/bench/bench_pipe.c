@@ -1,9 +1,13 @@
 /* cf-bench: the process pool's floors of roundtrip_latency, no executor,
- * only the transport its round trip goes over (two pipe messages between two
- * processes): an 8-byte message to a child process over one pipe and back
- * over another (the child sends it back plus one).
- *   pipe-poll:  both sides read non-blocking in a loop, never sleeping;
- *   pipe-block: both sides block in read(), the kernel wakes them.
+ * only the transport its round trip goes over (two messages between two
+ * processes): an 8-byte message to a child process and back (the child
+ * sends it back plus one).
+ *   pipe-poll:   over one pipe and back over another, both sides reading
+ *                non-blocking in a loop, never sleeping;
+ *   pipe-block:  the same, both sides blocking in read(), the kernel wakes them;
+ *   socket-poll: over one AF_UNIX stream socket pair, the process pool's own
+ *                channel, both sides polling as in pipe-poll (a message
+ *                through a socket costs the kernel more than through a pipe).
  * Each run forks its child, warms up, then times p->roundtrips round trips;
  * the figure is their median, as for the pools.
  * SPDX-License-Identifier: MIT */
@@ -16,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,36 +66,65 @@ static _Noreturn void echo_child(int in, int out, bool poll)
     _exit(0);
 }
 
+typedef struct floor_kind {
+    bool poll;   /* non-blocking reads in a loop */
+    bool socket; /* one socket pair instead of two pipes */
+} floor_kind;
+
+/* The channel: down (parent -> child) and up (child -> parent), [0] the
+ * read end, [1] the write end. A socket pair is both ways at once: down[1]
+ * and up[0] are then one descriptor, as are down[0] and up[1]. */
+static bool open_channel(const floor_kind *k, int down[2], int up[2])
+{
+    if (k->socket) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+            return false;
+        down[1] = up[0] = sv[0];
+        down[0] = up[1] = sv[1];
+    } else {
+        if (pipe(down) != 0)
+            return false;
+        if (pipe(up) != 0) {
+            close(down[0]);
+            close(down[1]);
+            return false;
+        }
+    }
+    if (k->poll) {
+        fcntl(down[0], F_SETFL, fcntl(down[0], F_GETFL) | O_NONBLOCK);
+        fcntl(up[0], F_SETFL, fcntl(up[0], F_GETFL) | O_NONBLOCK);
+    }
+    return true;
+}
+
+/* Close one side's two ends (one descriptor for a socket pair). */
+static void close_side(int read_end, int write_end)
+{
+    close(read_end);
+    if (write_end != read_end)
+        close(write_end);
+}
+
 static double pipe_once(bench_workload w, const bench_params *p, void *ctx)
 {
-    bool poll = *(const bool *)ctx;
+    const floor_kind *k = ctx;
+    bool poll = k->poll;
     if (w != BENCH_ROUNDTRIP_LATENCY)
         return NAN;
     size_t n = p->roundtrips;
     double *us = malloc(n * sizeof *us);
-    int down[2], up[2]; /* parent -> child, child -> parent */
-    if (!us || pipe(down) != 0) {
+    int down[2], up[2];
+    if (!us || !open_channel(k, down, up)) {
         free(us);
         return NAN;
-    }
-    if (pipe(up) != 0) {
-        close(down[0]);
-        close(down[1]);
-        free(us);
-        return NAN;
-    }
-    if (poll) {
-        fcntl(down[0], F_SETFL, fcntl(down[0], F_GETFL) | O_NONBLOCK);
-        fcntl(up[0], F_SETFL, fcntl(up[0], F_GETFL) | O_NONBLOCK);
     }
     pid_t pid = fork();
     if (pid == 0) {
-        close(down[1]);
-        close(up[0]);
+        close_side(up[0], down[1]);
         echo_child(down[0], up[1], poll);
     }
-    close(down[0]);
-    close(up[1]);
+    close_side(down[0], up[1]);
     double value = NAN;
     if (pid > 0) {
         size_t i = 0;
@@ -106,8 +140,7 @@ static double pipe_once(bench_workload w, const bench_params *p, void *ctx)
         if (i == WARM_UP_ROUNDTRIPS + n)
             value = bench_median(us, n);
     }
-    close(down[1]); /* the child reads end of file and exits */
-    close(up[0]);
+    close_side(up[0], down[1]); /* the child reads end of file and exits */
     while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
     free(us);
@@ -116,14 +149,14 @@ static double pipe_once(bench_workload w, const bench_params *p, void *ctx)
 
 /* A child that died would make the next write raise SIGPIPE: ignore it for
  * the run, so that the write fails and the run reports the failure. */
-static bool pipe_run(const char *system, bench_workload w, const bench_params *p, bool poll)
+static bool pipe_run(const char *system, bench_workload w, const bench_params *p, floor_kind kind)
 {
     struct sigaction ignore, old;
     memset(&ignore, 0, sizeof ignore);
     ignore.sa_handler = SIG_IGN;
     sigemptyset(&ignore.sa_mask);
     bool restore = sigaction(SIGPIPE, &ignore, &old) == 0;
-    bool ok = bench_repeat(system, w, p, pipe_once, &poll);
+    bool ok = bench_repeat(system, w, p, pipe_once, &kind);
     if (restore)
         sigaction(SIGPIPE, &old, NULL);
     return ok;
@@ -131,10 +164,15 @@ static bool pipe_run(const char *system, bench_workload w, const bench_params *p
 
 bool bench_pipe_poll_run(bench_workload w, const bench_params *p)
 {
-    return pipe_run("pipe-poll", w, p, true);
+    return pipe_run("pipe-poll", w, p, (floor_kind){ .poll = true });
 }
 
 bool bench_pipe_block_run(bench_workload w, const bench_params *p)
 {
-    return pipe_run("pipe-block", w, p, false);
+    return pipe_run("pipe-block", w, p, (floor_kind){ .poll = false });
+}
+
+bool bench_socket_poll_run(bench_workload w, const bench_params *p)
+{
+    return pipe_run("socket-poll", w, p, (floor_kind){ .poll = true, .socket = true });
 }

@@ -91,6 +91,8 @@ static bool open_channel(const floor_kind *k, int down[2], int up[2])
             return false;
         }
     }
+    /* On a socket pair this makes the writes non-blocking too: an 8-byte
+     * message into a socket nobody has filled never has to wait. */
     if (k->poll) {
         fcntl(down[0], F_SETFL, fcntl(down[0], F_GETFL) | O_NONBLOCK);
         fcntl(up[0], F_SETFL, fcntl(up[0], F_GETFL) | O_NONBLOCK);

@@ -187,8 +187,8 @@ bool bench_openmp_run(bench_workload w, const bench_params *p);
 /* The floors: pipe-poll, pipe-block and socket-poll (bench_pipe.c), spin
  * (bench_spin.c). */
 bool bench_pipe_poll_run(bench_workload w, const bench_params *p);
-bool bench_socket_poll_run(bench_workload w, const bench_params *p);
 bool bench_pipe_block_run(bench_workload w, const bench_params *p);
+bool bench_socket_poll_run(bench_workload w, const bench_params *p);
 bool bench_spin_run(bench_workload w, const bench_params *p);
 
 /* Python's concurrent.futures through pybench.py: the five workloads (or only

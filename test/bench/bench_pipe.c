@@ -108,7 +108,7 @@ static void close_side(int read_end, int write_end)
         close(write_end);
 }
 
-static double pipe_once(bench_workload w, const bench_params *p, void *ctx)
+static double floor_once(bench_workload w, const bench_params *p, void *ctx)
 {
     const floor_kind *k = ctx;
     bool poll = k->poll;
@@ -151,14 +151,14 @@ static double pipe_once(bench_workload w, const bench_params *p, void *ctx)
 
 /* A child that died would make the next write raise SIGPIPE: ignore it for
  * the run, so that the write fails and the run reports the failure. */
-static bool pipe_run(const char *system, bench_workload w, const bench_params *p, floor_kind kind)
+static bool floor_run(const char *system, bench_workload w, const bench_params *p, floor_kind kind)
 {
     struct sigaction ignore, old;
     memset(&ignore, 0, sizeof ignore);
     ignore.sa_handler = SIG_IGN;
     sigemptyset(&ignore.sa_mask);
     bool restore = sigaction(SIGPIPE, &ignore, &old) == 0;
-    bool ok = bench_repeat(system, w, p, pipe_once, &kind);
+    bool ok = bench_repeat(system, w, p, floor_once, &kind);
     if (restore)
         sigaction(SIGPIPE, &old, NULL);
     return ok;
@@ -166,15 +166,15 @@ static bool pipe_run(const char *system, bench_workload w, const bench_params *p
 
 bool bench_pipe_poll_run(bench_workload w, const bench_params *p)
 {
-    return pipe_run("pipe-poll", w, p, (floor_kind){ .poll = true });
+    return floor_run("pipe-poll", w, p, (floor_kind){ .poll = true });
 }
 
 bool bench_pipe_block_run(bench_workload w, const bench_params *p)
 {
-    return pipe_run("pipe-block", w, p, (floor_kind){ .poll = false });
+    return floor_run("pipe-block", w, p, (floor_kind){ .poll = false });
 }
 
 bool bench_socket_poll_run(bench_workload w, const bench_params *p)
 {
-    return pipe_run("socket-poll", w, p, (floor_kind){ .poll = true, .socket = true });
+    return floor_run("socket-poll", w, p, (floor_kind){ .poll = true, .socket = true });
 }

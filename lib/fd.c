@@ -15,10 +15,15 @@ void __sanitizer_syscall_post_impl_close(long res, long fd);
 
 int cf__fd_above_stdio(int fd)
 {
-    if (fd < 0 || fd > 2)
+    return cf__fd_at_least(fd, 3);
+}
+
+int cf__fd_at_least(int fd, int min)
+{
+    if (fd < 0 || fd >= min)
         return fd;
-    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    /* EINVAL: the descriptor limit is 3 or less, no room above 2 at all. */
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, min);
+    /* EINVAL: the descriptor limit is min or less, no room at all. */
     int err = moved < 0 && errno == EINVAL ? EMFILE : errno;
     close(fd);
     errno = err;

@@ -517,6 +517,8 @@ void cf__fork_close_fd(int fd, void (*close_fn)(void *arg), void *arg);
 /* fd itself when it is not 0, 1 or 2; else a close-on-exec copy above 2 (fd
  * is closed): -1 with errno when that fails. */
 int cf__fd_above_stdio(int fd);
+/* The same with min for 3: fd, or its close-on-exec copy at min or above. */
+int cf__fd_at_least(int fd, int min);
 bool cf__fd_is_open(int fd);
 /* Whether n more descriptors (up to 16) can be opened now: 0, or -1 with
  * errno (libuv aborts when its first loop cannot make its descriptors). */

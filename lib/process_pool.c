@@ -1,26 +1,29 @@
 /* Process pool: the remote-pool core (remote.h) over worker processes.
  *
  * Each worker is a process started by spawn.c the way process_start.c
- * decided, with one socket pair as its channel: frames are written with
- * uv_try_write (uv_write for what the socket does not take at once) and
- * read with uv_read_start. Its end is learnt from its pidfd becoming
- * readable (a uv_poll), never from SIGCHLD, which stays the program's; the
- * channel reaching EOF first means the worker is gone or going, and it is
- * killed to be sure. Before the end is reported, every byte the worker wrote
- * is read, so its last replies count.
+ * decided, with a pipe pair as its channel: frames go down one pipe,
+ * written with uv_try_write (uv_write for what the pipe does not take at
+ * once), and replies come up the other, read with uv_read_start. (A socket
+ * pair would be one descriptor, but a message through it costs the kernel
+ * about three times one through a pipe: cf-bench's socket-poll and
+ * pipe-poll floors.) Its end is learnt from its pidfd becoming readable (a
+ * uv_poll), never from SIGCHLD, which stays the program's; the reply pipe
+ * reaching EOF first means the worker is gone or going, and it is killed to
+ * be sure. Before the end is reported, every byte the worker wrote is read,
+ * so its last replies count.
  *
- * Each worker also shares a memfd with us (cf__shm_header in wire.h), sent
- * with its first frame (we keep only our mapping of it) and mapped and
- * closed by the worker at once, where
- * it leaves parallel loops' output slices, which we copy out of our own
- * mapping of it. A reply still says where each slice is, so the
- * channel carries every message; the memory spares the slice two copies
+ * Each worker also shares a memfd with us (cf__shm_header in wire.h), which
+ * it inherits at its start and maps and closes at once (we keep only our
+ * mapping), where it leaves parallel loops' output slices, which we copy
+ * out of our own mapping of it. A reply still says where each slice is, so
+ * the channel carries every message; the memory spares the slice two copies
  * through the kernel and one in the worker (a loop over 1M 8-byte items,
  * repeated on one pool: 2.9 -> 2.5 ms).
  *
- * Our ends of the channels, the pidfds and the memfds not sent yet are
- * registered with fork.c, so a child the program forks does not keep them
- * (and with them the workers).
+ * Our ends of the channels and the pidfds are registered with fork.c, so a
+ * child the program forks does not keep them (and with them the workers).
+ * The worker's ends and the memfd are not (a fork-start worker is such a
+ * child): they are ours only while proc_start runs, close-on-exec.
  * SPDX-License-Identifier: MIT */
 #include "process_start.h"
 #include "remote.h"
@@ -34,7 +37,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h> /* memfd_create */
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,12 +54,13 @@ typedef struct proc_pool {
 } proc_pool;
 
 typedef struct proc_worker {
-    uv_pipe_t pipe;       /* our end of the channel */
+    uv_pipe_t down;       /* the write end of the pipe the worker reads frames from */
+    uv_pipe_t up;         /* the read end of the pipe it replies on */
     uv_poll_t exit_watch; /* the pidfd: readable once the process ended */
-    int channel, pidfd;
-    int shm_fd;                 /* the memory shared with the worker until it is sent, or -1 */
-    cf__shm_header *shm_header; /* our mapping of it (CF__SHM_BYTES), or NULL */
-    bool pipe_open, watch_open;
+    int down_fd, up_fd, pidfd;
+    cf__shm_header *shm_header; /* our mapping of the memory shared with it, or NULL */
+    bool down_open, up_open;    /* the handles exist (both: the channel works) */
+    bool watch_open;
     cf__buf writing; /* frames a uv_write is sending */
     bool write_busy;
     uv_write_t wreq;
@@ -85,24 +88,14 @@ static void on_write(uv_write_t *req, int status)
     if (p->writing.cap > KEEP_BUF)
         cf__buf_free(&p->writing);
     if (status != 0) { /* the worker is gone or going: its pidfd tells */
-        if (p->pipe_open)
+        if (p->down_open)
             proc_kill(w, SIGKILL);
         return;
     }
     proc_flush(w);
 }
 
-/* Our descriptor of the memory shared with w: once sent (or not), the
- * mappings keep the memory. */
-static void close_shm_fd(proc_worker *p)
-{
-    if (p->shm_fd >= 0) {
-        cf__fork_close_fd(p->shm_fd, NULL, NULL);
-        p->shm_fd = -1;
-    }
-}
-
-/* Drop the memory shared with w: it could not be sent, or w is gone. */
+/* Drop the memory shared with w: it could not be given to it, or w is gone. */
 static void drop_shm(cf__rworker *w)
 {
     proc_worker *p = pw(w);
@@ -111,40 +104,6 @@ static void drop_shm(cf__rworker *w)
         munmap(p->shm_header, CF__SHM_BYTES);
         p->shm_header = NULL;
     }
-    close_shm_fd(p);
-}
-
-/* The first bytes w gets (its INIT frame) carry the memory we share with
- * it: bytes sent (> 0), or a libuv error (a negated errno); if nothing was
- * sent, we do not use the memory. Our descriptor goes either way. */
-static int send_with_shm(cf__rworker *w, const unsigned char *data, size_t len)
-{
-    proc_worker *p = pw(w);
-    union {
-        struct cmsghdr align;
-        char bytes[CMSG_SPACE(sizeof(int))];
-    } control;
-    memset(&control, 0, sizeof control);
-    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control
-    };
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &p->shm_fd, sizeof(int));
-    ssize_t n;
-    do
-        n = sendmsg(p->channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    int err = errno;
-    close_shm_fd(p);
-    if (n < 0) {
-        drop_shm(w);
-        return uv_translate_sys_error(err);
-    }
-    return (int)(n > INT_MAX ? INT_MAX : n);
 }
 
 /* The output slice out of its slot, then the slot is the worker's again.
@@ -157,17 +116,18 @@ static void proc_shm_take(cf__rworker *w, uint64_t slot, void *dest, size_t len)
     atomic_store_explicit(&shm->busy[slot], 0, memory_order_release);
 }
 
-/* Write what wbuf holds: synchronously when the socket takes it all (the
- * common case: no allocation, one system call), else through uv_write. */
+/* Write what wbuf holds: synchronously when the pipe takes it all (the
+ * common case: no allocation, one system call), else through uv_write. (A
+ * write to a worker that is gone fails with EPIPE: the manager thread blocks
+ * SIGPIPE.) */
 static void proc_flush(cf__rworker *w)
 {
     proc_worker *p = pw(w);
-    if (w->wbuf.len == 0 || p->write_busy || !p->pipe_open)
+    if (w->wbuf.len == 0 || p->write_busy || !p->down_open)
         return;
     size_t off = 0;
     uv_buf_t b = uv_buf_init((char *)w->wbuf.data, (unsigned)w->wbuf.len);
-    int n = p->shm_fd >= 0 ? send_with_shm(w, w->wbuf.data, w->wbuf.len)
-                           : uv_try_write((uv_stream_t *)&p->pipe, &b, 1);
+    int n = uv_try_write((uv_stream_t *)&p->down, &b, 1);
     if (n > 0)
         off = (size_t)n;
     else if (n != UV_EAGAIN) {
@@ -191,7 +151,7 @@ static void proc_flush(cf__rworker *w)
     w->in_transit = p->writing.len;
     b = uv_buf_init((char *)p->writing.data, (unsigned)p->writing.len);
     p->wreq.data = w;
-    if (uv_write(&p->wreq, (uv_stream_t *)&p->pipe, &b, 1, on_write) == 0)
+    if (uv_write(&p->wreq, (uv_stream_t *)&p->down, &b, 1, on_write) == 0)
         p->write_busy = true;
     else
         proc_kill(w, SIGKILL);
@@ -234,14 +194,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void drain(cf__rworker *w)
 {
     proc_worker *p = pw(w);
-    if (!p->pipe_open)
+    if (!p->up_open)
         return;
     for (int rounds = 0; rounds < 1024; rounds++) {
         unsigned char *room;
         size_t n;
         if (w->lost || !cf__rworker_read_room(w, &room, &n))
             return;
-        ssize_t k = read(p->channel, room, n);
+        ssize_t k = read(p->up_fd, room, n);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
@@ -276,48 +236,83 @@ static void on_exit_readable(uv_poll_t *h, int status, int events)
 /* Starting                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* A socket pair, both ends close-on-exec and above 0-2, ours registered with
- * the fork handlers: 0 or CF_E* with why. */
-static int make_channel(int sv[2], char *why, size_t cap)
+/* The channel: two pipes, every end close-on-exec; ours (ends[0], ends[1]:
+ * the down pipe's write end, the up pipe's read end) above 0-2 and
+ * registered with the fork handlers, the worker's (ends[2], ends[3]: the
+ * down pipe's read end, the up pipe's write end) at CF__SPAWN_FD_FIRST or
+ * above for spawn.c. 0 or CF_E* with why. */
+static int make_channel(int ends[4], char *why, size_t cap)
 {
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        snprintf(why, cap, "cannot make its channel: socketpair: %s", strerror(errno));
+    int down[2], up[2];
+    if (pipe2(down, O_CLOEXEC) != 0) {
+        snprintf(why, cap, "cannot make its channel: pipe2: %s", strerror(errno));
         return CF_ESYSTEM;
     }
-    sv[0] = cf__fd_above_stdio(sv[0]);
-    sv[1] = cf__fd_above_stdio(sv[1]);
-    if (sv[0] < 0 || sv[1] < 0) {
-        snprintf(why, cap, "cannot make its channel: %s", strerror(errno));
-        goto fail;
+    if (pipe2(up, O_CLOEXEC) != 0) {
+        snprintf(why, cap, "cannot make its channel: pipe2: %s", strerror(errno));
+        close(down[0]);
+        close(down[1]);
+        return CF_ESYSTEM;
     }
-    if (cf__fork_register_fd(sv[0]) != 0) {
-        snprintf(why, cap, "out of memory");
-        goto fail;
+    ends[0] = cf__fd_above_stdio(down[1]);
+    ends[1] = cf__fd_above_stdio(up[0]);
+    ends[2] = cf__fd_at_least(down[0], CF__SPAWN_FD_FIRST);
+    ends[3] = cf__fd_at_least(up[1], CF__SPAWN_FD_FIRST);
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        if (ends[i] < 0) {
+            snprintf(why, cap, "cannot make its channel: %s", strerror(errno));
+            rc = CF_ESYSTEM;
+        }
     }
-    return 0;
-fail:
-    if (sv[0] >= 0)
-        close(sv[0]);
-    if (sv[1] >= 0)
-        close(sv[1]);
-    return CF_ESYSTEM;
+    int registered = 0;
+    while (rc == 0 && registered < 2) {
+        if (cf__fork_register_fd(ends[registered]) != 0) {
+            snprintf(why, cap, "out of memory");
+            rc = CF_ENOMEM;
+        } else {
+            registered++;
+        }
+    }
+    if (rc == 0)
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        if (i < registered)
+            cf__fork_close_fd(ends[i], NULL, NULL);
+        else if (ends[i] >= 0)
+            close(ends[i]);
+    }
+    return rc;
 }
 
-static void close_pipe_now(void *arg)
+static void close_down_now(void *arg)
 {
     cf__rworker *w = arg;
     proc_worker *p = pw(w);
-    cf__fd_closing_unseen(p->channel);
-    cf__rworker_close_handle(w, (uv_handle_t *)&p->pipe);
+    cf__fd_closing_unseen(p->down_fd);
+    cf__rworker_close_handle(w, (uv_handle_t *)&p->down);
 }
 
+static void close_up_now(void *arg)
+{
+    cf__rworker *w = arg;
+    proc_worker *p = pw(w);
+    cf__fd_closing_unseen(p->up_fd);
+    cf__rworker_close_handle(w, (uv_handle_t *)&p->up);
+}
+
+/* Close both pipes: the worker reads EOF, or its replies fail. */
 static void close_channel(cf__rworker *w)
 {
     proc_worker *p = pw(w);
-    if (!p->pipe_open)
-        return;
-    p->pipe_open = false;
-    cf__fork_close_fd(p->channel, close_pipe_now, w);
+    if (p->down_open) {
+        p->down_open = false;
+        cf__fork_close_fd(p->down_fd, close_down_now, w);
+    }
+    if (p->up_open) {
+        p->up_open = false;
+        cf__fork_close_fd(p->up_fd, close_up_now, w);
+    }
 }
 
 static void close_pidfd(void *arg)
@@ -347,25 +342,39 @@ static void kill_and_reap(int pidfd, int pid)
         sched_yield(); /* SIGKILL: it ends at once */
 }
 
-/* Watch the channel and the pidfd: 0, or CF_ESYSTEM (with why) after the
- * worker was killed and every handle closed. */
-static int watch(cf__rworker *w, int channel, char *why, size_t cap)
+/* One of our pipe ends as a libuv handle: 0, or a libuv error after the
+ * handle was closed and the descriptor too (the handle does not own it). */
+static int open_end(cf__rworker *w, uv_pipe_t *h, int fd)
+{
+    uv_pipe_init(cf__remote_loop(w->pool), h, 0);
+    h->data = w;
+    cf__rworker_handle_opened(w);
+    int rc = uv_pipe_open(h, fd);
+    if (rc != 0) {
+        cf__rworker_close_handle(w, (uv_handle_t *)h);
+        cf__fork_close_fd(fd, NULL, NULL);
+    }
+    return rc;
+}
+
+/* Watch the channel (down, up: our ends) and the pidfd: 0, or CF_ESYSTEM
+ * (with why) after the worker was killed and every handle closed. */
+static int watch(cf__rworker *w, int down, int up, char *why, size_t cap)
 {
     proc_worker *p = pw(w);
-    uv_loop_t *loop = cf__remote_loop(w->pool);
-    p->channel = channel;
-    uv_pipe_init(loop, &p->pipe, 0);
-    p->pipe.data = w;
-    cf__rworker_handle_opened(w);
-    int rc = uv_pipe_open(&p->pipe, channel);
-    if (rc != 0) { /* the handle does not own the descriptor: close both */
-        cf__rworker_close_handle(w, (uv_handle_t *)&p->pipe);
-        cf__fork_close_fd(channel, NULL, NULL);
+    p->down_fd = down;
+    p->up_fd = up;
+    int rc = open_end(w, &p->down, down);
+    p->down_open = rc == 0;
+    if (rc == 0) {
+        rc = open_end(w, &p->up, up);
+        p->up_open = rc == 0;
     } else {
-        p->pipe_open = true;
-        rc = uv_read_start((uv_stream_t *)&p->pipe, on_alloc, on_read);
+        cf__fork_close_fd(up, NULL, NULL);
     }
-    if (rc == 0 && (rc = uv_poll_init(loop, &p->exit_watch, p->pidfd)) == 0) {
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&p->up, on_alloc, on_read);
+    if (rc == 0 && (rc = uv_poll_init(cf__remote_loop(w->pool), &p->exit_watch, p->pidfd)) == 0) {
         p->exit_watch.data = w;
         cf__rworker_handle_opened(w);
         p->watch_open = true;
@@ -385,46 +394,43 @@ static int watch(cf__rworker *w, int channel, char *why, size_t cap)
     return CF_ESYSTEM;
 }
 
-/* The memory this worker and we share for parallel loops' slices, sent
- * with its first frame; without it (memfd_create refused, say) the slices
- * travel in the frames. Its pages come into being as the worker first
+/* The memory this worker and we share for parallel loops' slices, given to
+ * it at its start: its descriptor (at CF__SPAWN_FD_FIRST or above, for
+ * spawn.c; ours to close once the worker started) with our mapping in
+ * p->shm_header, or -1 without it (memfd_create refused, say: the slices
+ * then travel in the frames). Its pages come into being as the worker first
  * writes them. */
-static void make_shm(cf__rworker *w)
+static int make_shm(cf__rworker *w)
 {
     proc_worker *p = pw(w);
     int fd = memfd_create("cfutures-slices", MFD_CLOEXEC);
-    if (fd < 0)
-        return;
-    if ((fd = cf__fd_above_stdio(fd)) < 0)
-        return;
-    if (cf__fork_register_fd(fd) != 0) {
-        close(fd);
-        return;
-    }
-    p->shm_fd = fd;
+    if ((fd = cf__fd_at_least(fd, CF__SPAWN_FD_FIRST)) < 0)
+        return -1;
     void *h = MAP_FAILED;
     if (ftruncate(fd, (off_t)CF__SHM_BYTES) == 0)
         h = mmap(NULL, CF__SHM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (h == MAP_FAILED) {
-        drop_shm(w);
-        return;
+        close(fd);
+        return -1;
     }
     (void)madvise(h, CF__SHM_BYTES, MADV_DONTFORK); /* not in fork() children of ours */
     p->shm_header = h;
     w->shm = true;
+    return fd;
 }
 
 static int proc_start(cf__rworker *w, char *why, size_t cap)
 {
     proc_pool *pool = cf__remote_transport(w->pool);
     proc_worker *p = pw(w);
-    p->shm_fd = -1;
-    int sv[2];
-    int rc = make_channel(sv, why, cap);
+    int ends[4];
+    int rc = make_channel(ends, why, cap);
     if (rc != 0)
         return rc;
-    char marker[48];
-    snprintf(marker, sizeof marker, "3:%ld", (long)getpid());
+    int shm = make_shm(w);
+    char marker[64];
+    snprintf(marker, sizeof marker, "%d:%d:%d:%ld", CF__SPAWN_FD_IN, CF__SPAWN_FD_OUT,
+             shm >= 0 ? CF__SPAWN_FD_SHM : -1, (long)getpid());
     char *argv[CF__START_PREFIX_MAX + 4];
     cf__start_argv(&pool->plan, marker, argv, sizeof argv / sizeof argv[0]);
     cf__spawn s = {
@@ -432,11 +438,16 @@ static int proc_start(cf__rworker *w, char *why, size_t cap)
         .argv = argv,
         .envp = environ,
         .fork_main = pool->plan.method == CF_START_FORK ? cf__worker_run_forked : NULL,
-        .channel = sv[1],
+        .channel_in = ends[2],
+        .channel_out = ends[3],
+        .shm = shm,
         .devnull = pool->devnull,
     };
     rc = cf__spawn_worker(&s, why, cap);
-    close(sv[1]);
+    close(ends[2]);
+    close(ends[3]);
+    if (shm >= 0)
+        close(shm); /* the mappings keep the memory */
     if (rc == 0 && cf__fork_register_fd(s.pidfd) != 0) {
         snprintf(why, cap, "out of memory");
         kill_and_reap(s.pidfd, s.pid);
@@ -444,14 +455,16 @@ static int proc_start(cf__rworker *w, char *why, size_t cap)
         rc = CF_ENOMEM;
     }
     if (rc != 0) {
-        cf__fork_close_fd(sv[0], NULL, NULL);
+        drop_shm(w);
+        cf__fork_close_fd(ends[0], NULL, NULL);
+        cf__fork_close_fd(ends[1], NULL, NULL);
         return rc;
     }
     p->pidfd = s.pidfd;
     w->pid = s.pid;
-    rc = watch(w, sv[0], why, cap);
-    if (rc == 0)
-        make_shm(w);
+    rc = watch(w, ends[0], ends[1], why, cap);
+    if (rc != 0)
+        drop_shm(w);
     return rc;
 }
 
@@ -459,7 +472,7 @@ static int proc_start(cf__rworker *w, char *why, size_t cap)
 /* The other ops                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Closing our end gives the worker EOF, and it exits. */
+/* Closing our ends gives the worker EOF, and it exits. */
 static void proc_retire(cf__rworker *w)
 {
     close_channel(w);

@@ -1,5 +1,5 @@
 /* Pools of remote workers: a transport-neutral core, and the transports that
- * reach the workers (processes over socket pairs; MPI ranks). Never installed.
+ * reach the workers (processes over pipe pairs; MPI ranks). Never installed.
  *
  * The core owns what does not depend on how a worker is reached: the queue
  * of submitted futures, dispatch and the adaptive window of tasks per worker,

@@ -14,9 +14,10 @@
  * child), then pidfd_open.
  *
  * The child's descriptors: 0 is /dev/null, 1 and 2 are ours (or /dev/null
- * where we have none), 3 is its end of the channel, and nothing else
- * survives: exec children mark everything above 3 close-on-exec, fork
- * children close it.
+ * where we have none), 3 and 4 are its ends of the channel (the pipe it
+ * reads frames from, the pipe it replies on), 5 the memory it shares with
+ * its pool where there is one, and nothing else survives: exec children mark
+ * everything above those close-on-exec, fork children close it.
  * SPDX-License-Identifier: MIT */
 #include "spawn.h"
 
@@ -74,12 +75,15 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) static int exec_c
         else
             syscall(SYS_dup3, s->devnull, fd, 0);
     }
-    if (s->channel == 3)
-        syscall(SYS_fcntl, 3, F_SETFD, 0);
-    else
-        syscall(SYS_dup3, s->channel, 3, 0);
-    if (syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-        for (int fd = 4; fd < plan->fd_limit; fd++)
+    /* Every source is at CF__SPAWN_FD_FIRST or above: no dup3 overwrites
+     * another's source. */
+    syscall(SYS_dup3, s->channel_in, CF__SPAWN_FD_IN, 0);
+    syscall(SYS_dup3, s->channel_out, CF__SPAWN_FD_OUT, 0);
+    if (s->shm >= 0)
+        syscall(SYS_dup3, s->shm, CF__SPAWN_FD_SHM, 0);
+    int first = s->shm >= 0 ? CF__SPAWN_FD_FIRST : CF__SPAWN_FD_SHM;
+    if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+        for (int fd = first; fd < plan->fd_limit; fd++)
             syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
     syscall(SYS_execve, s->path, s->argv, s->envp);
     int err = errno;
@@ -96,17 +100,13 @@ static int fd_limit(void)
     return (int)rl.rlim_cur;
 }
 
-/* A pipe for the exec error, its write end at 4 or above (the child's 0-3
- * are taken). */
+/* A pipe for the exec error, its write end above the child's own
+ * descriptors (which the child places before it execs). */
 static int make_errpipe(int p[2])
 {
     if (pipe2(p, O_CLOEXEC) != 0)
         return -1;
-    if (p[1] < 4) {
-        int moved = fcntl(p[1], F_DUPFD_CLOEXEC, 4);
-        close(p[1]);
-        p[1] = moved;
-    }
+    p[1] = cf__fd_at_least(p[1], CF__SPAWN_FD_FIRST);
     p[0] = cf__fd_above_stdio(p[0]);
     if (p[0] < 0 || p[1] < 0) {
         if (p[0] >= 0)
@@ -200,10 +200,13 @@ static void arrange_fork_child_fds(const cf__spawn *s)
     for (int fd = 1; fd <= 2; fd++)
         if (!out_open[fd])
             dup2(s->devnull, fd);
-    if (s->channel != 3)
-        dup2(s->channel, 3);
-    if (syscall(SYS_close_range, 4, ~0U, 0) != 0)
-        for (int fd = 4, limit = fd_limit(); fd < limit; fd++)
+    dup2(s->channel_in, CF__SPAWN_FD_IN); /* sources are above: see exec_child */
+    dup2(s->channel_out, CF__SPAWN_FD_OUT);
+    if (s->shm >= 0)
+        dup2(s->shm, CF__SPAWN_FD_SHM);
+    int first = s->shm >= 0 ? CF__SPAWN_FD_FIRST : CF__SPAWN_FD_SHM;
+    if (syscall(SYS_close_range, first, ~0U, 0) != 0)
+        for (int fd = first, limit = fd_limit(); fd < limit; fd++)
             close(fd);
 }
 
@@ -221,7 +224,7 @@ static int spawn_fork(cf__spawn *s, char *why, size_t cap)
         __fpurge(stdout); /* what another thread wrote since the flush above */
         __fpurge(stderr);
         arrange_fork_child_fds(s);
-        s->fork_main(3);
+        s->fork_main(CF__SPAWN_FD_IN, CF__SPAWN_FD_OUT, s->shm >= 0 ? CF__SPAWN_FD_SHM : -1);
         _exit(127); /* not reached */
     }
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);

@@ -6,15 +6,29 @@
 
 #include "remote.h"
 
+/* Where the child finds its descriptors; what the parent gives it must be
+ * at CF__SPAWN_FD_FIRST or above, so that placing one never overwrites
+ * another. */
+enum {
+    CF__SPAWN_FD_IN = 3,
+    CF__SPAWN_FD_OUT = 4,
+    CF__SPAWN_FD_SHM = 5,
+    CF__SPAWN_FD_FIRST = 6,
+};
+
 typedef struct cf__spawn {
     /* exec: the program to run, its argv and environment */
     const char *path;
     char *const *argv;
     char *const *envp;
-    /* fork (instead of exec, when set): runs in the child on fd 3 */
-    void (*fork_main)(int fd); /* does not return */
-    int channel;               /* the child's end of its channel (not 0-2) */
-    int devnull;               /* /dev/null, open read-write (not 0-2) */
+    /* fork (instead of exec, when set): runs in the child, which has its
+     * descriptors as below; does not return */
+    void (*fork_main)(int in, int out, int shm);
+    /* The child's descriptors, all at CF__SPAWN_FD_FIRST or above: */
+    int channel_in;  /* the read end of the pipe it gets frames from: its 3 */
+    int channel_out; /* the write end of the pipe it replies on: its 4 */
+    int shm;         /* the memory shared with it (a memfd), or -1: its 5 */
+    int devnull;     /* /dev/null, open read-write (not 0-2) */
     /* results */
     int pid;
     int pidfd; /* close-on-exec, not 0-2 */

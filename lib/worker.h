@@ -30,9 +30,9 @@ typedef struct cf__serve_io {
     /* Why a function of the main program cannot be found here (a helper
      * worker cannot load the main program), or NULL. */
     const char *main_program_hint;
-    /* The memory shared with the pool (mapped by the transport once the pool
-     * sent it, with the first frame), or NULL: where a parallel loop's
-     * output slice may go (see cf__shm_header in wire.h). */
+    /* The memory shared with the pool (mapped by the transport before the
+     * loop starts), or NULL: where a parallel loop's output slice may go
+     * (see cf__shm_header in wire.h). */
     cf__shm_header *shm; /* CF__SHM_BYTES mapped */
 } cf__serve_io;
 
@@ -41,8 +41,10 @@ typedef struct cf__serve_io {
 int cf__serve(const cf__serve_io *io);
 
 /* Process workers (worker_entry.c). The command line a worker process is
- * started with: argv[1] is one of these, argv[2] "<fd>:<parent pid>", and
- * for the helper argv[3] the libcfutures it must load. */
+ * started with: argv[1] is one of these, argv[2] "<in>:<out>:<shm>:<parent
+ * pid>" (the read end of the pipe its frames come on, the write end of the
+ * pipe it replies on, the memfd it shares with the pool or -1), and for the
+ * helper argv[3] the libcfutures it must load. */
 #define CF__WORKER_FLAG "--cfutures-worker"             /* served from main's place */
 #define CF__WORKER_FLAG_EARLY "--cfutures-worker-early" /* from a constructor */
 /* Whether this process started through the library's __libc_start_main
@@ -50,10 +52,10 @@ int cf__serve(const cf__serve_io *io);
  * re-run of the program can become a worker before main, after every static
  * initialiser. */
 bool cf__worker_entry_interposed(void);
-/* Become a worker on `fd` (a socket): reset the signals, serve, _exit. For a
- * process made by fork(). */
-_Noreturn void cf__worker_run_forked(int fd);
-/* In a process worker: its channel's descriptor, else -1 (for tests that
+/* Become a worker on the pipes `in` and `out` (with the memory `shm`, or
+ * -1): reset the signals, serve, _exit. For a process made by fork(). */
+_Noreturn void cf__worker_run_forked(int in, int out, int shm);
+/* In a process worker: the descriptor it replies on, else -1 (for tests that
  * garble replies). */
 int cf__worker_reply_fd(void);
 /* The helper program's entry (exported for lib/worker_helper.c, which loads

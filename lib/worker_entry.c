@@ -1,6 +1,7 @@
 /* How a process becomes a process-pool worker: started by its pool with
- * argv[1] = CF__WORKER_FLAG and argv[2] = "<fd>:<parent pid>", fd being its
- * end of the channel (see worker.h).
+ * argv[1] = CF__WORKER_FLAG and argv[2] = "<in>:<out>:<shm>:<parent pid>":
+ * the descriptors of its channel's two pipes and of the memory it shares
+ * with its pool (-1 for none; see worker.h).
  *
  * - Re-running the program (the exec start method): this library defines
  *   __libc_start_main, which the program's startup code calls once every
@@ -16,7 +17,8 @@
  *   the program re-run with that library's flag: __libc_start_main hands
  *   libc companion_or_main, which calls the entry the library registered.
  * Whatever the way, a worker starts with every signal at its default action
- * and unblocked, and its channel close-on-exec, so that what a task starts
+ * and unblocked, and its channel close-on-exec (the shared memory mapped and
+ * its descriptor closed), so that what a task starts
  * inherits nothing of the pool. A command line that is not a real worker's
  * (a stale copy, or a program whose first argument happens to match) is
  * ignored: main runs as usual.
@@ -26,13 +28,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -57,56 +60,15 @@ bool cf__worker_entry_interposed(void)
 /* The serve loop over the channel                                           */
 /* ------------------------------------------------------------------------ */
 
-/* How long an idle worker polls its channel before it blocks in read():
- * being woken from a blocking read costs more than a small task. */
+/* How long an idle worker polls its channel before it blocks in poll():
+ * being woken from a blocking wait costs more than a small task. */
 #define POLL_NS 50000u
 
-/* The channel, and the serve loop's view of the memory the pool shares. */
+/* The channel: the pipe frames come on (non-blocking, ours alone) and the
+ * pipe replies go on. */
 typedef struct channel {
-    int fd;
-    cf__serve_io *io;
+    int in, out;
 } channel;
-
-/* The pool sends the memory it shares with us (a memfd) along with its
- * first frame: map it and close it at once, so that a task finds no
- * descriptor but its channel. Anything else passed is closed; a memory of
- * another size, or one that cannot be mapped, is simply not used (the output
- * slices then travel in the replies). */
-static void take_passed_fds(channel *c, struct msghdr *msg)
-{
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < nfds; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
-            struct stat st;
-            if (!c->io->shm && fstat(fd, &st) == 0 && st.st_size == (off_t)CF__SHM_BYTES) {
-                void *p = mmap(NULL, CF__SHM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                if (p != MAP_FAILED)
-                    c->io->shm = p;
-            }
-            close(fd);
-        }
-    }
-}
-
-static ssize_t channel_recv(channel *c, void *buf, size_t cap, int flags)
-{
-    union {
-        struct cmsghdr align;
-        char bytes[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct iovec iov = { .iov_base = buf, .iov_len = cap };
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control
-    };
-    ssize_t n = recvmsg(c->fd, &msg, flags | MSG_CMSG_CLOEXEC);
-    if (n > 0 && msg.msg_controllen > 0)
-        take_passed_fds(c, &msg);
-    return n;
-}
 
 static ptrdiff_t channel_read(void *ctx, void *buf, size_t cap)
 {
@@ -115,21 +77,25 @@ static ptrdiff_t channel_read(void *ctx, void *buf, size_t cap)
     if (cf__cpu_count() > 1) {
         uint64_t start = uv_hrtime();
         do {
-            n = channel_recv(c, buf, cap, MSG_DONTWAIT);
+            n = read(c->in, buf, cap);
             if (n >= 0 || (errno != EAGAIN && errno != EINTR))
                 return n;
             sched_yield();
         } while (uv_hrtime() - start < POLL_NS);
     }
-    do
-        n = channel_recv(c, buf, cap, 0);
-    while (n < 0 && errno == EINTR);
-    return n;
+    for (;;) {
+        n = read(c->in, buf, cap);
+        if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+            return n;
+        struct pollfd pfd = { .fd = c->in, .events = POLLIN };
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return -1;
+    }
 }
 
 static int channel_write(void *ctx, const void *buf, size_t len)
 {
-    int fd = ((channel *)ctx)->fd;
+    int fd = ((channel *)ctx)->out;
     const unsigned char *p = buf;
     while (len > 0) {
         ssize_t k = write(fd, p, len);
@@ -143,16 +109,32 @@ static int channel_write(void *ctx, const void *buf, size_t len)
     return 0;
 }
 
-static _Noreturn void serve_and_exit(int fd)
+/* The memory the pool shares with us: mapped, and its descriptor closed at
+ * once, so that a task finds no descriptor but its channel. One of another
+ * size, or one that cannot be mapped, is simply not used (the output slices
+ * then travel in the replies). */
+static cf__shm_header *map_shared(int fd)
 {
-    channel_fd = fd;
-    cf__serve_io io;
-    channel c = { .fd = fd, .io = &io };
-    io = (cf__serve_io){
+    if (fd < 0)
+        return NULL;
+    void *p = MAP_FAILED;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size == (off_t)CF__SHM_BYTES)
+        p = mmap(NULL, CF__SHM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static _Noreturn void serve_and_exit(int in, int out, int shm)
+{
+    channel_fd = out;
+    channel c = { .in = in, .out = out };
+    cf__serve_io io = {
         .ctx = &c,
         .read = channel_read,
         .write = channel_write,
         .main_program_hint = main_program_hint,
+        .shm = map_shared(shm),
     };
     int status = cf__serve(&io);
     _exit(status); /* no atexit handlers, no static destructors: not ours */
@@ -174,35 +156,58 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Parse "<fd>:<pid>" strictly. */
-static bool parse_marker(const char *s, int *fd, long *ppid)
+/* The descriptors a worker's marker names. */
+typedef struct worker_fds {
+    int in, out, shm; /* shm: -1 for none */
+} worker_fds;
+
+/* One number of the marker, with the character that must follow it. */
+static bool marker_field(const char **s, char after, long min, long max, long *v)
 {
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != ':' || v < 3 || v > 65535)
+    *v = strtol(*s, &end, 10);
+    if (errno || end == *s || *end != after || *v < min || *v > max)
         return false;
-    *fd = (int)v;
-    s = end + 1;
-    v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v <= 1)
-        return false;
-    *ppid = v;
+    *s = end + 1;
     return true;
 }
 
-/* Whether argv is a worker's: a direct child of the pool holding a socket. */
-static bool real_worker(int argc, char **argv, const char *flag, int *fd)
+/* Parse "<in>:<out>:<shm or -1>:<parent pid>" strictly. */
+static bool parse_marker(const char *s, worker_fds *fds, long *ppid)
 {
-    long ppid;
-    struct stat st;
-    return argc >= 3 && strcmp(argv[1], flag) == 0 && parse_marker(argv[2], fd, &ppid) &&
-           (long)getppid() == ppid && fstat(*fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    long in, out, shm;
+    if (!marker_field(&s, ':', 3, 65535, &in) || !marker_field(&s, ':', 3, 65535, &out) ||
+        !marker_field(&s, ':', -1, 65535, &shm) || !marker_field(&s, '\0', 2, LONG_MAX, ppid))
+        return false;
+    if (shm >= 0 && shm < 3)
+        return false;
+    *fds = (worker_fds){ .in = (int)in, .out = (int)out, .shm = (int)shm };
+    return true;
 }
 
-static _Noreturn void become_worker(int fd)
+static bool is_pipe(int fd, int access)
 {
-    fcntl(fd, F_SETFD, FD_CLOEXEC); /* what a task execs does not inherit it */
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fl >= 0 && (fl & O_ACCMODE) == access;
+}
+
+/* Whether argv is a worker's: a direct child of the pool holding its
+ * channel's two pipes. */
+static bool real_worker(int argc, char **argv, const char *flag, worker_fds *fds)
+{
+    long ppid;
+    return argc >= 3 && strcmp(argv[1], flag) == 0 && parse_marker(argv[2], fds, &ppid) &&
+           (long)getppid() == ppid && is_pipe(fds->in, O_RDONLY) && is_pipe(fds->out, O_WRONLY);
+}
+
+static _Noreturn void become_worker(worker_fds fds)
+{
+    /* What a task execs does not inherit them; reads poll (channel_read). */
+    fcntl(fds.in, F_SETFD, FD_CLOEXEC);
+    fcntl(fds.out, F_SETFD, FD_CLOEXEC);
+    fcntl(fds.in, F_SETFL, fcntl(fds.in, F_GETFL) | O_NONBLOCK);
 #ifdef PR_SET_PDEATHSIG
     /* The "parent" here is the pool's manager thread: it outlives its
      * workers unless the whole program dies. */
@@ -212,23 +217,23 @@ static _Noreturn void become_worker(int fd)
         _exit(0); /* the parent died before the line above */
 #endif
     reset_signals();
-    serve_and_exit(fd);
+    serve_and_exit(fds.in, fds.out, fds.shm);
 }
 
-_Noreturn void cf__worker_run_forked(int fd)
+_Noreturn void cf__worker_run_forked(int in, int out, int shm)
 {
-    become_worker(fd);
+    become_worker((worker_fds){ .in = in, .out = out, .shm = shm });
 }
 
 int cf__worker_main(int argc, char **argv)
 {
-    int fd;
-    if (!real_worker(argc, argv, CF__WORKER_FLAG, &fd))
+    worker_fds fds;
+    if (!real_worker(argc, argv, CF__WORKER_FLAG, &fds))
         return CF__WORKER_EXIT_SETUP;
     main_program_hint = "a worker started through the cfutures-worker helper has the "
                         "program's libraries, not the program itself: link the program with "
                         "libcfutures (start method exec) or use the fork start method";
-    become_worker(fd);
+    become_worker(fds);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -273,9 +278,9 @@ static int companion_or_main(int argc, char **argv, char **envp)
 static int worker_instead_of_main(int argc, char **argv, char **envp)
 {
     (void)envp;
-    int fd;
-    real_worker(argc, argv, CF__WORKER_FLAG, &fd); /* checked before */
-    become_worker(fd);
+    worker_fds fds;
+    real_worker(argc, argv, CF__WORKER_FLAG, &fds); /* checked before */
+    become_worker(fds);
 }
 
 /* The program's startup code calls this (see the top of the file). */
@@ -291,8 +296,8 @@ int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), v
         _exit(127);
     }
     interposed = true;
-    int fd;
-    if (real_worker(argc, argv, CF__WORKER_FLAG, &fd)) {
+    worker_fds fds;
+    if (real_worker(argc, argv, CF__WORKER_FLAG, &fds)) {
         main = worker_instead_of_main;
     } else if (argc >= 2 && strncmp(argv[1], "--cfutures-", 11) == 0) {
         program_main = main;
@@ -305,7 +310,7 @@ int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), v
 __attribute__((constructor)) static void early_worker(int argc, char **argv, char **envp)
 {
     (void)envp;
-    int fd;
-    if (argv && real_worker(argc, argv, CF__WORKER_FLAG_EARLY, &fd))
-        become_worker(fd);
+    worker_fds fds;
+    if (argv && real_worker(argc, argv, CF__WORKER_FLAG_EARLY, &fds))
+        become_worker(fds);
 }

@@ -1,6 +1,8 @@
 /* What a process-pool worker inherits: stdin from /dev/null, the program's
- * stdout and stderr, its own channel (close-on-exec, so what a task runs
- * does not inherit it), and no other descriptor of the program: a pipe's
+ * stdout and stderr, its own channel (two pipes: 3 it reads frames from, 4 it
+ * replies on, both close-on-exec, so what a task runs does not inherit them),
+ * and no other descriptor of the program (the memory it shares with its pool
+ * is mapped, its descriptor closed before any task runs): a pipe's
  * write end the program closes reaches EOF at once, pool or no pool. With
  * the exec and the fork start methods (the helper cannot run functions of
  * the main program, see test_start_methods).
@@ -17,11 +19,18 @@
 
 enum {
     BAD_STDIN = 1,    /* 0 is not /dev/null */
-    BAD_CHANNEL = 2,  /* 3 is not a socket */
-    BAD_CLOEXEC = 4,  /* 3 is not close-on-exec */
-    BAD_EXTRA = 8,    /* some descriptor beyond 0-3 is open */
+    BAD_CHANNEL = 2,  /* 3 is not a pipe's read end, or 4 not a pipe's write end */
+    BAD_CLOEXEC = 4,  /* 3 or 4 is not close-on-exec */
+    BAD_EXTRA = 8,    /* some descriptor beyond 0-4 is open */
     BAD_MISSING = 16, /* 1 or 2 is not open */
 };
+
+static bool is_pipe_end(int fd, int access)
+{
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fl >= 0 && (fl & O_ACCMODE) == access;
+}
 
 static void *inspect_fds(void *arg)
 {
@@ -32,11 +41,11 @@ static void *inspect_fds(void *arg)
         bad |= BAD_STDIN;
     if (fcntl(1, F_GETFD) < 0 || fcntl(2, F_GETFD) < 0)
         bad |= BAD_MISSING;
-    if (fstat(3, &st) != 0 || !S_ISSOCK(st.st_mode))
+    if (!is_pipe_end(3, O_RDONLY) || !is_pipe_end(4, O_WRONLY))
         bad |= BAD_CHANNEL;
-    if (!(fcntl(3, F_GETFD) & FD_CLOEXEC))
+    if (!(fcntl(3, F_GETFD) & FD_CLOEXEC) || !(fcntl(4, F_GETFD) & FD_CLOEXEC))
         bad |= BAD_CLOEXEC;
-    for (int fd = 4; fd < 1024; fd++)
+    for (int fd = 5; fd < 1024; fd++)
         if (fcntl(fd, F_GETFD) >= 0)
             bad |= BAD_EXTRA;
     return V(bad);

@@ -240,6 +240,7 @@ static void test_environment_untouched(const char *self)
     CHECK_STR(getenv("CF_WORKER"), "production");
     /* Arguments that look like a worker's, from no pool: main runs. */
     CHECK_EQ(rerun(self, "--cfutures-worker", "3:1"), 42);
+    CHECK_EQ(rerun(self, "--cfutures-worker", "3:4:-1:1"), 42);
 }
 
 int main(int argc, char **argv)

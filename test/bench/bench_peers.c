@@ -48,7 +48,7 @@ static const bench_peer peers[] = {
     { "pipe-block", true, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_pipe_block_run, NULL,
       "8-byte pipe ping-pong, 2 processes, blocking reads" },
     { "socket-poll", true, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_socket_poll_run, NULL,
-      "8-byte ping-pong over a socket pair (the process pool's channel), non-blocking reads" },
+      "8-byte ping-pong over a socket pair (a one-descriptor channel), non-blocking reads" },
     { "spin", false, BENCH_BIT(BENCH_ROUNDTRIP_LATENCY), bench_spin_run, NULL,
       "2 threads spinning on 2 shared cache lines" },
 };

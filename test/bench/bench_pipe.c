@@ -5,9 +5,10 @@
  *   pipe-poll:   over one pipe and back over another, both sides reading
  *                non-blocking in a loop, never sleeping;
  *   pipe-block:  the same, both sides blocking in read(), the kernel wakes them;
- *   socket-poll: over one AF_UNIX stream socket pair, the process pool's own
- *                channel, both sides polling as in pipe-poll (a message
- *                through a socket costs the kernel more than through a pipe).
+ *   socket-poll: over one AF_UNIX stream socket pair, both sides polling as
+ *                in pipe-poll: what a channel of one socket pair would cost
+ *                (a message through a socket costs the kernel more than
+ *                through a pipe; the process pool's channel is two pipes).
  * Each run forks its child, warms up, then times p->roundtrips round trips;
  * the figure is their median, as for the pools.
  * SPDX-License-Identifier: MIT */

@@ -10,7 +10,9 @@
 #include "check.h"
 #include "test_process_util.h"
 
+#include <sched.h>
 #include <sys/wait.h>
+#include <time.h>
 
 static void *twice(void *arg)
 {
@@ -46,12 +48,29 @@ static int child_checks(cf_executor *inherited, bool process)
     return 0;
 }
 
+/* Until every worker of ex waits for work: a worker still finishing a task
+ * may hold a lock of the allocator, which AddressSanitizer's (unlike glibc's)
+ * does not take across fork(), and the child's first malloc would hang. */
+static void wait_all_idle(cf_executor *ex)
+{
+    cf_executor_stats st;
+    time_t give_up = time(NULL) + 30;
+    do {
+        CHECK_EQ(cf_executor_stats_get(ex, &st), 0);
+        if (st.workers > 0 && st.idle == st.workers && st.running == 0 && st.pending == 0)
+            return;
+        sched_yield();
+    } while (time(NULL) < give_up);
+    CHECK(!"the pool's workers never went idle");
+}
+
 static void check_fork(cf_executor *ex, bool process)
 {
     CHECK(ex != NULL);
     cf_future *up = cf_submit(ex, twice, V(5));
     CHECK_EQ(result_of(up), 10); /* workers are up */
     cf_future_unref(up);
+    wait_all_idle(ex);
     int release[2];
     CHECK(pipe(release) == 0);
     fflush(NULL);

@@ -11,8 +11,10 @@
 #include "check.h"
 #include "test_process_util.h"
 
-#include <stdatomic.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 /* --- tasks (static on purpose: they travel by build-id + offset) --- */
 
@@ -72,6 +74,24 @@ static void *make_string(void *arg)
     char buf[64];
     int n = snprintf(buf, sizeof buf, "item-%d", (int)I(arg));
     return cf_return_copy(buf, (size_t)n + 1);
+}
+
+/* Larger than a pipe holds (64 KiB by default), so that both the frame and
+ * the reply are written in several parts. */
+#define LARGE_WORDS ((size_t)1 << 19) /* 4 MiB of uint64_t */
+
+/* The words reversed, each plus one: every byte of the copy is checked. */
+static void *reverse_words(void *arg)
+{
+    const uint64_t *in = arg;
+    uint64_t *out = malloc(LARGE_WORDS * sizeof *out);
+    if (!out)
+        return cf_raise(CF_ENOMEM, "malloc");
+    for (size_t i = 0; i < LARGE_WORDS; i++)
+        out[i] = in[LARGE_WORDS - 1 - i] + 1;
+    void *ret = cf_return_copy(out, LARGE_WORDS * sizeof *out);
+    free(out);
+    return ret;
 }
 
 /* --- helpers --- */
@@ -142,6 +162,35 @@ static void test_copies_cross(void)
     CHECK_STR((const char *)v, "item-77");
     CHECK_EQ(cf_future_result_size(f), 8);
     cf_future_unref(f);
+    cf_executor_free(ex);
+}
+
+/* Several large copies at once each way, on two workers: whatever the pipes
+ * do not take at once is written later, and nothing is lost or mixed up. */
+static void test_large_copies_cross(void)
+{
+    cf_executor *ex = pool_new(2);
+    enum { N = 6 };
+    uint64_t *in = malloc(LARGE_WORDS * sizeof *in);
+    CHECK(in != NULL);
+    cf_future *fs[N];
+    for (int k = 0; k < N; k++) {
+        for (size_t i = 0; i < LARGE_WORDS; i++)
+            in[i] = (uint64_t)k << 32 | i;
+        CHECK((fs[k] = cf_submit_copy(ex, reverse_words, in, LARGE_WORDS * sizeof *in)) != NULL);
+    }
+    free(in);
+    for (int k = 0; k < N; k++) {
+        void *v = NULL;
+        CHECK_EQ(cf_future_result(fs[k], 30, &v), 0); /* fails, not hangs, if bytes go missing */
+        CHECK_EQ(cf_future_result_size(fs[k]), LARGE_WORDS * sizeof(uint64_t));
+        const uint64_t *out = v;
+        size_t bad = 0;
+        for (size_t i = 0; i < LARGE_WORDS; i++)
+            bad += out[i] != ((uint64_t)k << 32 | (LARGE_WORDS - 1 - i)) + 1;
+        CHECK_EQ(bad, 0);
+        cf_future_unref(fs[k]);
+    }
     cf_executor_free(ex);
 }
 
@@ -591,6 +640,7 @@ int main(void)
     RUN(test_submit_result);
     RUN(test_values_are_integers);
     RUN(test_copies_cross);
+    RUN(test_large_copies_cross);
     RUN(test_raise);
     RUN(test_idle_worker_reused);
     RUN(test_never_more_than_max_workers);

@@ -284,7 +284,8 @@ typedef struct cf_thread_pool_opts {
 /** How a process pool starts its workers (cf_process_pool_opts.start_method).
  * Whatever the way, a worker reads /dev/null as stdin, writes to the
  * program's stdout and stderr, inherits no other descriptor but its own
- * channel (close-on-exec, so what a task runs does not inherit it), starts
+ * channel (two pipes, descriptors 3 and 4, close-on-exec, so what a task
+ * runs does not inherit them), starts
  * with every signal at its default action and unblocked, and has the
  * program's environment unchanged. */
 typedef enum cf_start_method {

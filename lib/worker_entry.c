@@ -29,13 +29,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__

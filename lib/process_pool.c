@@ -20,10 +20,14 @@
  * through the kernel and one in the worker (a loop over 1M 8-byte items,
  * repeated on one pool: 2.9 -> 2.5 ms).
  *
+ * We keep the down pipe's read end too (down_guard), never read: with it
+ * open no write to the pipe raises SIGPIPE, so a submitting thread may write
+ * a task there itself (flush_any_thread in remote.h).
+ *
  * Our ends of the channels and the pidfds are registered with fork.c, so a
  * child the program forks does not keep them (and with them the workers).
- * The worker's ends and the memfd are not (a fork-start worker is such a
- * child): they are ours only while proc_start runs, close-on-exec.
+ * The worker's ends and the memfd are not while the worker starts (a
+ * fork-start worker is such a child); down_guard is once it has started.
  * SPDX-License-Identifier: MIT */
 #include "process_start.h"
 #include "remote.h"
@@ -58,6 +62,11 @@ typedef struct proc_worker {
     uv_pipe_t up;         /* the read end of the pipe it replies on */
     uv_poll_t exit_watch; /* the pidfd: readable once the process ended */
     int down_fd, up_fd, pidfd;
+    /* The read end of the down pipe, which we never read: while it is open
+     * no write to the pipe fails with EPIPE and SIGPIPE, so a submitting
+     * thread may write there (flush_any_thread); the worker's end is learnt
+     * from its pidfd. */
+    int down_guard;
     cf__shm_header *shm_header; /* our mapping of the memory shared with it, or NULL */
     bool down_open, up_open;    /* the handles exist (both: the channel works) */
     bool watch_open;
@@ -117,9 +126,9 @@ static void proc_shm_take(cf__rworker *w, uint64_t slot, void *dest, size_t len)
 }
 
 /* Write what wbuf holds: synchronously when the pipe takes it all (the
- * common case: no allocation, one system call), else through uv_write. (A
- * write to a worker that is gone fails with EPIPE: the manager thread blocks
- * SIGPIPE.) */
+ * common case: no allocation, one system call), else through uv_write. On
+ * the manager thread, or on a submitting thread holding the core's lock
+ * (flush_any_thread: down_guard keeps SIGPIPE away). */
 static void proc_flush(cf__rworker *w)
 {
     proc_worker *p = pw(w);
@@ -305,6 +314,10 @@ static void close_up_now(void *arg)
 static void close_channel(cf__rworker *w)
 {
     proc_worker *p = pw(w);
+    if (p->down_guard >= 0) {
+        cf__fork_close_fd(p->down_guard, NULL, NULL);
+        p->down_guard = -1;
+    }
     if (p->down_open) {
         p->down_open = false;
         cf__fork_close_fd(p->down_fd, close_down_now, w);
@@ -423,6 +436,7 @@ static int proc_start(cf__rworker *w, char *why, size_t cap)
 {
     proc_pool *pool = cf__remote_transport(w->pool);
     proc_worker *p = pw(w);
+    p->down_guard = -1;
     int ends[4];
     int rc = make_channel(ends, why, cap);
     if (rc != 0)
@@ -444,10 +458,21 @@ static int proc_start(cf__rworker *w, char *why, size_t cap)
         .devnull = pool->devnull,
     };
     rc = cf__spawn_worker(&s, why, cap);
-    close(ends[2]);
     close(ends[3]);
     if (shm >= 0)
         close(shm); /* the mappings keep the memory */
+    /* Registered only now: a fork-start child closes what is registered. */
+    if (rc == 0 && cf__fork_register_fd(ends[2]) == 0) {
+        p->down_guard = ends[2];
+    } else {
+        close(ends[2]);
+        if (rc == 0) {
+            snprintf(why, cap, "out of memory");
+            kill_and_reap(s.pidfd, s.pid);
+            close(s.pidfd);
+            rc = CF_ENOMEM;
+        }
+    }
     if (rc == 0 && cf__fork_register_fd(s.pidfd) != 0) {
         snprintf(why, cap, "out of memory");
         kill_and_reap(s.pidfd, s.pid);
@@ -455,6 +480,10 @@ static int proc_start(cf__rworker *w, char *why, size_t cap)
         rc = CF_ENOMEM;
     }
     if (rc != 0) {
+        if (p->down_guard >= 0) {
+            cf__fork_close_fd(p->down_guard, NULL, NULL);
+            p->down_guard = -1;
+        }
         drop_shm(w);
         cf__fork_close_fd(ends[0], NULL, NULL);
         cf__fork_close_fd(ends[1], NULL, NULL);
@@ -536,6 +565,7 @@ static const cf__transport_ops process_transport = {
     .release = proc_release,
     .finish = proc_finish,
     .destroy = proc_destroy,
+    .flush_any_thread = true,
 };
 
 /* ------------------------------------------------------------------------ */

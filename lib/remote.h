@@ -79,6 +79,11 @@ typedef struct cf__transport_ops {
     /* After the manager thread ended, on the thread that frees the pool:
      * free the transport's data (cf__remote_transport). May be NULL. */
     void (*destroy)(cf__remote *r);
+    /* flush may also run on a submitting thread (holding the core's lock,
+     * with the manager thread out of the loop): it touches nothing but the
+     * worker's handles, and a write to a worker that is gone raises no
+     * signal. Lets a submit write its task to an idle worker itself. */
+    bool flush_any_thread;
 } cf__transport_ops;
 
 /* What a remote pool is made with. */

@@ -54,7 +54,13 @@ struct cf__remote {
     uint64_t signal_gen_req, signal_gen_done;
     bool manager_alive;
 
-    /* Manager thread only. */
+    /* The manager's state below (and the loop's handles): held by the manager
+     * thread while it runs its loop, let go around its yields while it polls,
+     * when a submitting thread may take it to hand out work itself
+     * (cf__remote_dispatch_direct). Only ever try-locked by submitters. */
+    uv_mutex_t core_lock;
+
+    /* Manager thread only (or whoever holds core_lock). */
     uv_loop_t loop;
     uv_async_t async;
     uv_check_t check;
@@ -116,6 +122,11 @@ void cf__rqueue_wait_submitted(cf_future *f);
 /* remote_dispatch.c */
 /* Hand out queued work, start workers for what waits (manager thread). */
 void cf__remote_dispatch(cf__remote *r);
+/* From a submitting thread holding core_lock: hand queued work to idle
+ * workers only, and only once every worker is up. Starts no worker and
+ * fails no future (one that cannot be sent waits in `retry` for the
+ * manager), so no user code runs here. */
+void cf__remote_dispatch_direct(cf__remote *r);
 /* Take the cancelled futures out of the queue (they would wait for a place). */
 void cf__remote_drop_cancelled(cf__remote *r);
 /* Finish a future the executor holds with a failure, or as cancelled, and

@@ -147,11 +147,16 @@ static cf_future *next_task(cf__remote *r, cf__fqueue *local)
     return f ? f : cf__fq_pop(local);
 }
 
-/* Send f to w, or fail f when it cannot be sent. */
-static void send_task(cf__remote *r, cf__rworker *w, cf_future *f)
+/* Send f to w, or fail f when it cannot be sent (or, direct, leave that to
+ * the manager: f waits in retry). */
+static void send_task(cf__remote *r, cf__rworker *w, cf_future *f, bool direct)
 {
     cf__fncache_entry *e = NULL;
     int rc = fn_lookup(r, call_code(&f->call), &e);
+    if (rc != 0 && direct) {
+        cf__fq_push(&r->retry, f);
+        return;
+    }
     if (rc == CF_EINVAL) {
         char msg[96];
         snprintf(msg, sizeof msg, "function %p is in no loaded object: it cannot be sent",
@@ -161,6 +166,10 @@ static void send_task(cf__remote *r, cf__rworker *w, cf_future *f)
     }
     f->backend_id = ++r->next_id;
     if (rc != 0 || cf__wire_put_task(&w->wbuf, f->backend_id, e->ref, e->len, &f->call) != 0) {
+        if (direct) {
+            cf__fq_push(&r->retry, f);
+            return;
+        }
         cf__remote_fail_future(r, f, CF_ETASK, CF_ENOMEM, "out of memory sending the task", 0, -1);
         return;
     }
@@ -242,7 +251,7 @@ static size_t take_queued(cf__remote *r, cf__fqueue *local, size_t want)
 
 /* Idle workers first (level 0), then one more per worker per level up to
  * the window. Returns how many places it filled. */
-static size_t place_tasks(cf__remote *r, cf__fqueue *local, size_t window)
+static size_t place_tasks(cf__remote *r, cf__fqueue *local, size_t window, bool direct)
 {
     size_t placed = 0;
     for (size_t level = 0; level < window; level++) {
@@ -256,7 +265,7 @@ static size_t place_tasks(cf__remote *r, cf__fqueue *local, size_t window)
              * a place are not, or a backlog behind busy workers would keep
              * the manager polling for as long as the workers compute. */
             r->activity++;
-            send_task(r, w, f);
+            send_task(r, w, f, direct);
             placed++;
         }
     }
@@ -300,7 +309,7 @@ void cf__remote_dispatch(cf__remote *r)
         return;
     }
     size_t waiting = take_queued(r, &local, want);
-    size_t placed = place_tasks(r, &local, window);
+    size_t placed = place_tasks(r, &local, window, false);
     size_t spare = places > placed ? places - placed : 0; /* idle places left */
     cf__remote_publish_stats(r);                          /* before the tasks can start */
     for (cf__rworker *w = r->workers; w; w = w->next)
@@ -312,4 +321,21 @@ void cf__remote_dispatch(cf__remote *r)
      * start another one (three submits in a row would use two workers). */
     size_t need = waiting + r->retry.n;
     grow(r, need > spare ? need - spare : 0);
+}
+
+void cf__remote_dispatch_direct(cf__remote *r)
+{
+    if (atomic_load_explicit(&r->broken, memory_order_acquire) || r->terminating ||
+        r->nworkers < r->max_workers || r->nstarting > 0 || r->retry.n > 0)
+        return;
+    size_t places = free_places(r, 1); /* idle workers */
+    if (places == 0)
+        return;
+    cf__fqueue local = { 0 };
+    take_queued(r, &local, places);
+    place_tasks(r, &local, 1, true);
+    cf__fq_prepend(&r->retry, &local); /* none, unless a worker went: see dispatch */
+    cf__remote_publish_stats(r);
+    for (cf__rworker *w = r->workers; w; w = w->next)
+        cf__rworker_flush(w);
 }

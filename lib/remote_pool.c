@@ -3,8 +3,11 @@
  *
  * Submitters queue futures (remote_queue.c, lock-free) and wake the manager
  * with uv_async_send unless it polls; once per loop iteration (a uv_check
- * handle) the manager hands out work (remote_dispatch.c). Shutdown: once nothing waits and no
- * task runs, the workers are retired; once they have exited, the loop's own
+ * handle) the manager hands out work (remote_dispatch.c). While it polls, a
+ * submit that finds the manager between two iterations (core_lock free) and
+ * a worker idle writes its task to that worker itself, where the transport
+ * allows it (flush_any_thread). Shutdown: once nothing waits and no task
+ * runs, the workers are retired; once they have exited, the loop's own
  * handles close and uv_run returns.
  * SPDX-License-Identifier: MIT */
 #include "remote_core.h"
@@ -156,6 +159,18 @@ static void on_check(uv_check_t *c)
     cf__remote_publish_stats(r);
 }
 
+/* While it polls, the manager lets go of core_lock as it yields, so a
+ * submit can hand its task to an idle worker itself (the caller's write
+ * instead of two context switches to reach the manager: remote_submit). It
+ * takes the lock back by trying, so the submit's unlock wakes nobody. */
+static void yield_core(cf__remote *r)
+{
+    uv_mutex_unlock(&r->core_lock);
+    sched_yield(); /* a worker or the waiter may need this CPU */
+    while (uv_mutex_trylock(&r->core_lock) != 0)
+        sched_yield();
+}
+
 /* The manager's loop. Waking a thread that sleeps in epoll costs 5-60 us on
  * these machines, more than a small task's whole round trip: so after any
  * activity (a reply read, a task sent) the manager polls its loop for a
@@ -184,7 +199,10 @@ static void run_loop(cf__remote *r)
                 } else if (now - last >= POLL_NS) {
                     break;
                 }
-                sched_yield(); /* a worker or the waiter may need this CPU */
+                if (r->ops->flush_any_thread)
+                    yield_core(r);
+                else
+                    sched_yield(); /* a worker or the waiter may need this CPU */
             }
             /* A submit pushes, then reads `polling`; we clear it, then hand
              * out work once more, which looks at the inbox (sequentially
@@ -213,7 +231,9 @@ static void manager_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    uv_mutex_lock(&r->core_lock);
     run_loop(r);
+    uv_mutex_unlock(&r->core_lock);
     uv_loop_close(&r->loop);
     manager_of = NULL;
     if (r->orphaned) { /* nobody joins us: see remote_release */
@@ -228,6 +248,25 @@ static void manager_main(void *arg)
 /* The ops                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* A submit that finds the manager polling, between two iterations, and a
+ * worker idle hands its future to that worker itself: its write instead of
+ * the manager's, which would first need a CPU (on two CPUs the manager often
+ * shares one with the waiter or the worker). stats.idle says whether a
+ * worker was idle when the manager last looked: without one there is
+ * nothing to do, and a stream of submits would pay for the lock each. Once
+ * it holds core_lock the manager cannot finish, so f counts as submitted
+ * (we take it ourselves). Whether it did (then f is done with the pool). */
+static bool submit_direct(cf__remote *r, cf_future *f)
+{
+    if (!r->ops->flush_any_thread || !atomic_load_explicit(&r->stats.idle, memory_order_relaxed) ||
+        cf__remote_on_manager(r) || uv_mutex_trylock(&r->core_lock) != 0)
+        return false;
+    atomic_store_explicit(&f->submit_returned, true, memory_order_release);
+    cf__remote_dispatch_direct(r);
+    uv_mutex_unlock(&r->core_lock); /* the last access */
+    return true;
+}
+
 static int remote_submit(cf_executor *ex, cf_future *f)
 {
     cf__remote *r = (cf__remote *)ex;
@@ -238,9 +277,11 @@ static int remote_submit(cf_executor *ex, cf_future *f)
         return atomic_load_explicit(&r->broken, memory_order_acquire) ? CF_EBROKEN : CF_ESHUTDOWN;
     /* The manager is alive: it cannot finish before it has taken f, which it
      * does only once we are done (see remote_queue.c). If it polls, it sees
-     * f by itself (run_loop). */
+     * f by itself (run_loop), unless we hand f out first. */
     if (!atomic_load_explicit(&r->polling, memory_order_seq_cst))
         uv_async_send(&r->async);
+    else if (submit_direct(r, f))
+        return 0;
     atomic_store_explicit(&f->submit_returned, true, memory_order_release); /* the last access */
     return 0;
 }
@@ -304,6 +345,7 @@ static int remote_signal_workers(cf_executor *ex, int signum)
 
 static void destroy_sync(cf__remote *r)
 {
+    uv_mutex_destroy(&r->core_lock);
     cf__event_destroy(&r->done);
     uv_cond_destroy(&r->cond);
     uv_mutex_destroy(&r->lock);
@@ -417,7 +459,11 @@ static int init_sync(cf__remote *r)
         goto fail_lock;
     if (cf__event_init(&r->done) != 0)
         goto fail_cond;
+    if (uv_mutex_init(&r->core_lock) != 0)
+        goto fail_event;
     return 0;
+fail_event:
+    cf__event_destroy(&r->done);
 fail_cond:
     uv_cond_destroy(&r->cond);
 fail_lock:

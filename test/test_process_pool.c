@@ -598,6 +598,45 @@ static void test_created_among_threads(void)
         pthread_join(th[i], NULL);
 }
 
+/* Round trips from several threads at once on one pool: each submit may
+ * hand its task to an idle worker itself, or take another thread's queued
+ * one along, or leave it to the manager; every result comes back to its own
+ * future, and the pool counts each task once. */
+#define RT_THREADS 4
+#define RT_EACH 300
+
+static void *round_trips(void *arg)
+{
+    cf_executor *ex = arg;
+    intptr_t bad = 0;
+    for (intptr_t i = 0; i < RT_EACH; i++) {
+        cf_future *f = cf_submit(ex, twice, V(i));
+        void *v = NULL;
+        if (!f || cf_future_result(f, 30, &v) != 0 || I(v) != 2 * i)
+            bad++;
+        cf_future_unref(f);
+    }
+    return V(bad);
+}
+
+static void test_round_trips_from_threads(void)
+{
+    cf_executor *ex = pool_new(2);
+    pthread_t th[RT_THREADS];
+    for (int i = 0; i < RT_THREADS; i++)
+        CHECK(pthread_create(&th[i], NULL, round_trips, ex) == 0);
+    for (int i = 0; i < RT_THREADS; i++) {
+        void *bad = NULL;
+        CHECK(pthread_join(th[i], &bad) == 0);
+        CHECK_EQ(I(bad), 0);
+    }
+    cf_executor_stats st;
+    CHECK_EQ(cf_executor_stats_get(ex, &st), 0);
+    CHECK_EQ(st.completed, (unsigned long long)RT_THREADS * RT_EACH);
+    CHECK_EQ(st.failed, 0);
+    cf_executor_free(ex);
+}
+
 static void test_wait_and_as_completed(void)
 {
     cf_executor *ex = pool_new(2);
@@ -653,6 +692,7 @@ int main(void)
     RUN(test_shutdown);
     RUN(test_initializer);
     RUN(test_created_among_threads);
+    RUN(test_round_trips_from_threads);
     RUN(test_wait_and_as_completed);
     RUN(test_scoped);
     return 0;

@@ -253,14 +253,13 @@ static void on_exit_readable(uv_poll_t *h, int status, int events)
 static int make_channel(int ends[4], char *why, size_t cap)
 {
     int down[2], up[2];
-    if (pipe2(down, O_CLOEXEC) != 0) {
+    bool have_down = pipe2(down, O_CLOEXEC) == 0;
+    if (!have_down || pipe2(up, O_CLOEXEC) != 0) {
         snprintf(why, cap, "cannot make its channel: pipe2: %s", strerror(errno));
-        return CF_ESYSTEM;
-    }
-    if (pipe2(up, O_CLOEXEC) != 0) {
-        snprintf(why, cap, "cannot make its channel: pipe2: %s", strerror(errno));
-        close(down[0]);
-        close(down[1]);
+        if (have_down) {
+            close(down[0]);
+            close(down[1]);
+        }
         return CF_ESYSTEM;
     }
     ends[0] = cf__fd_above_stdio(down[1]);
@@ -310,14 +309,19 @@ static void close_up_now(void *arg)
     cf__rworker_close_handle(w, (uv_handle_t *)&p->up);
 }
 
-/* Close both pipes: the worker reads EOF, or its replies fail. */
-static void close_channel(cf__rworker *w)
+static void close_guard(proc_worker *p)
 {
-    proc_worker *p = pw(w);
     if (p->down_guard >= 0) {
         cf__fork_close_fd(p->down_guard, NULL, NULL);
         p->down_guard = -1;
     }
+}
+
+/* Close both pipes: the worker reads EOF, or its replies fail. */
+static void close_channel(cf__rworker *w)
+{
+    proc_worker *p = pw(w);
+    close_guard(p);
     if (p->down_open) {
         p->down_open = false;
         cf__fork_close_fd(p->down_fd, close_down_now, w);
@@ -461,29 +465,19 @@ static int proc_start(cf__rworker *w, char *why, size_t cap)
     close(ends[3]);
     if (shm >= 0)
         close(shm); /* the mappings keep the memory */
-    /* Registered only now: a fork-start child closes what is registered. */
-    if (rc == 0 && cf__fork_register_fd(ends[2]) == 0) {
+    /* The guard is registered only now: a fork-start child closes what is. */
+    if (rc == 0 && cf__fork_register_fd(ends[2]) == 0)
         p->down_guard = ends[2];
-    } else {
+    else
         close(ends[2]);
-        if (rc == 0) {
-            snprintf(why, cap, "out of memory");
-            kill_and_reap(s.pidfd, s.pid);
-            close(s.pidfd);
-            rc = CF_ENOMEM;
-        }
-    }
-    if (rc == 0 && cf__fork_register_fd(s.pidfd) != 0) {
+    if (rc == 0 && (p->down_guard < 0 || cf__fork_register_fd(s.pidfd) != 0)) {
         snprintf(why, cap, "out of memory");
         kill_and_reap(s.pidfd, s.pid);
         close(s.pidfd);
         rc = CF_ENOMEM;
     }
     if (rc != 0) {
-        if (p->down_guard >= 0) {
-            cf__fork_close_fd(p->down_guard, NULL, NULL);
-            p->down_guard = -1;
-        }
+        close_guard(p);
         drop_shm(w);
         cf__fork_close_fd(ends[0], NULL, NULL);
         cf__fork_close_fd(ends[1], NULL, NULL);

@@ -55,9 +55,10 @@ struct cf__remote {
     bool manager_alive;
 
     /* The manager's state below (and the loop's handles): held by the manager
-     * thread while it runs its loop, let go around its yields while it polls,
-     * when a submitting thread may take it to hand out work itself
-     * (cf__remote_dispatch_direct). Only ever try-locked by submitters. */
+     * thread while it runs its loop, done-callbacks included, and let go
+     * around its yields while it polls, when a submitting thread may take it
+     * to hand out work itself (cf__remote_dispatch_direct). Submitters only
+     * ever try it, so a callback that submits never waits for it. */
     uv_mutex_t core_lock;
 
     /* Manager thread only (or whoever holds core_lock). */
@@ -125,7 +126,8 @@ void cf__remote_dispatch(cf__remote *r);
 /* From a submitting thread holding core_lock: hand queued work to idle
  * workers only, and only once every worker is up. Starts no worker and
  * fails no future (one that cannot be sent waits in `retry` for the
- * manager), so no user code runs here. */
+ * manager), so no task or callback code runs here (allocator hooks may:
+ * a cancelled future taken from the queue is freed). */
 void cf__remote_dispatch_direct(cf__remote *r);
 /* Take the cancelled futures out of the queue (they would wait for a place). */
 void cf__remote_drop_cancelled(cf__remote *r);

@@ -147,12 +147,17 @@ static cf_future *next_task(cf__remote *r, cf__fqueue *local)
     return f ? f : cf__fq_pop(local);
 }
 
-/* Send f to w, or fail f when it cannot be sent (or, direct, leave that to
- * the manager: f waits in retry). */
+/* Send f to w. When it cannot be sent, fail f, or (direct: no callback may
+ * run here) leave that to the manager: f waits in retry. */
 static void send_task(cf__remote *r, cf__rworker *w, cf_future *f, bool direct)
 {
     cf__fncache_entry *e = NULL;
     int rc = fn_lookup(r, call_code(&f->call), &e);
+    if (rc == 0) {
+        f->backend_id = ++r->next_id;
+        if (cf__wire_put_task(&w->wbuf, f->backend_id, e->ref, e->len, &f->call) != 0)
+            rc = CF_ENOMEM;
+    }
     if (rc != 0 && direct) {
         cf__fq_push(&r->retry, f);
         return;
@@ -164,12 +169,7 @@ static void send_task(cf__remote *r, cf__rworker *w, cf_future *f, bool direct)
         cf__remote_fail_future(r, f, CF_ETASK, CF_EINVAL, msg, 0, -1);
         return;
     }
-    f->backend_id = ++r->next_id;
-    if (rc != 0 || cf__wire_put_task(&w->wbuf, f->backend_id, e->ref, e->len, &f->call) != 0) {
-        if (direct) {
-            cf__fq_push(&r->retry, f);
-            return;
-        }
+    if (rc != 0) {
         cf__remote_fail_future(r, f, CF_ETASK, CF_ENOMEM, "out of memory sending the task", 0, -1);
         return;
     }
@@ -292,6 +292,22 @@ static void grow(cf__remote *r, size_t waiting)
     }
 }
 
+/* Take up to `want` queued futures and place them, up to `window` a worker;
+ * what found no worker (only if one went away meanwhile: these are running)
+ * waits in retry. Then the gauges, before the tasks can start, and the
+ * writes. How many were placed; *waiting: how many stay queued. */
+static size_t hand_out(cf__remote *r, size_t want, size_t window, bool direct, size_t *waiting)
+{
+    cf__fqueue local = { 0 };
+    *waiting = take_queued(r, &local, want);
+    size_t placed = place_tasks(r, &local, window, direct);
+    cf__fq_prepend(&r->retry, &local);
+    cf__remote_publish_stats(r);
+    for (cf__rworker *w = r->workers; w; w = w->next)
+        cf__rworker_flush(w);
+    return placed;
+}
+
 void cf__remote_dispatch(cf__remote *r)
 {
     /* Tasks queue behind a running one only when every worker is up: one
@@ -302,20 +318,15 @@ void cf__remote_dispatch(cf__remote *r)
     size_t places = free_places(r, window);
     size_t want = places > r->retry.n ? places - r->retry.n : 0;
 
-    cf__fqueue local = { 0 };
     if (atomic_load_explicit(&r->broken, memory_order_acquire) || r->terminating) {
-        cf__rqueue_take_all(r, &local);
-        dispatch_nothing(r, &local);
+        cf__fqueue all = { 0 };
+        cf__rqueue_take_all(r, &all);
+        dispatch_nothing(r, &all);
         return;
     }
-    size_t waiting = take_queued(r, &local, want);
-    size_t placed = place_tasks(r, &local, window, false);
+    size_t waiting;
+    size_t placed = hand_out(r, want, window, false, &waiting);
     size_t spare = places > placed ? places - placed : 0; /* idle places left */
-    cf__remote_publish_stats(r);                          /* before the tasks can start */
-    for (cf__rworker *w = r->workers; w; w = w->next)
-        cf__rworker_flush(w);
-    /* Left over only if a worker went away meanwhile: these are running. */
-    cf__fq_prepend(&r->retry, &local);
     /* What still waits beyond the free places: a submit that came after we
      * took from the queue goes to an idle worker next time, and must not
      * start another one (three submits in a row would use two workers). */
@@ -328,14 +339,8 @@ void cf__remote_dispatch_direct(cf__remote *r)
     if (atomic_load_explicit(&r->broken, memory_order_acquire) || r->terminating ||
         r->nworkers < r->max_workers || r->nstarting > 0 || r->retry.n > 0)
         return;
-    size_t places = free_places(r, 1); /* idle workers */
-    if (places == 0)
-        return;
-    cf__fqueue local = { 0 };
-    take_queued(r, &local, places);
-    place_tasks(r, &local, 1, true);
-    cf__fq_prepend(&r->retry, &local); /* none, unless a worker went: see dispatch */
-    cf__remote_publish_stats(r);
-    for (cf__rworker *w = r->workers; w; w = w->next)
-        cf__rworker_flush(w);
+    size_t idle = free_places(r, 1);
+    size_t waiting;
+    if (idle > 0)
+        hand_out(r, idle, 1, true, &waiting);
 }

@@ -199,10 +199,7 @@ static void run_loop(cf__remote *r)
                 } else if (now - last >= POLL_NS) {
                     break;
                 }
-                if (r->ops->flush_any_thread)
-                    yield_core(r);
-                else
-                    sched_yield(); /* a worker or the waiter may need this CPU */
+                yield_core(r);
             }
             /* A submit pushes, then reads `polling`; we clear it, then hand
              * out work once more, which looks at the inbox (sequentially

@@ -73,20 +73,16 @@ typedef struct channel {
 static ptrdiff_t channel_read(void *ctx, void *buf, size_t cap)
 {
     channel *c = ctx;
-    ssize_t n;
-    if (cf__cpu_count() > 1) {
-        uint64_t start = uv_hrtime();
-        do {
-            n = read(c->in, buf, cap);
-            if (n >= 0 || (errno != EAGAIN && errno != EINTR))
-                return n;
-            sched_yield();
-        } while (uv_hrtime() - start < POLL_NS);
-    }
+    bool spin = cf__cpu_count() > 1;
+    uint64_t start = spin ? uv_hrtime() : 0;
     for (;;) {
-        n = read(c->in, buf, cap);
+        ssize_t n = read(c->in, buf, cap);
         if (n >= 0 || (errno != EAGAIN && errno != EINTR))
             return n;
+        if (spin && uv_hrtime() - start < POLL_NS) {
+            sched_yield();
+            continue;
+        }
         struct pollfd pfd = { .fd = c->in, .events = POLLIN };
         if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
             return -1;
